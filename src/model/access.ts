@@ -1,0 +1,119 @@
+/**
+ * What the CPU does for user-space loads and stores: use the page-table entry if it allows the
+ * access, fault otherwise (a load needs VM_READ, a store VM_WRITE: anything else is SIGSEGV).
+ *
+ * Memory content is modelled as one token per page (per huge page in hugetlb mappings): a store
+ * fills the whole page with the token. `Content` is a run-length list of (token, 4 KiB pages).
+ */
+import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_READ, VM_WRITE } from './constants.ts';
+import { handleMmFault } from './fault.ts';
+import { type Ctx, findVma, folio, lookup, tokenAt } from './kernel.ts';
+import type { Proc, Token, Vma } from './types.ts';
+
+export type Content = Array<[Token, number]>;
+
+export function pushContent(c: Content, t: Token, n: number): void {
+  if (n <= 0) return;
+  const last = c[c.length - 1];
+  if (last && last[0] === t) last[1] += n;
+  else c.push([t, n]);
+}
+
+export function contentEqual(a: Content, b: Content): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) return false;
+  return true;
+}
+
+export function contentPages(c: Content): number {
+  let n = 0;
+  for (const [, m] of c) n += m;
+  return n;
+}
+
+/** The first `pages` 4 KiB pages of a content list. */
+export function contentPrefix(c: Content, pages: number): Content {
+  const out: Content = [];
+  for (const [t, m] of c) {
+    if (pages <= 0) break;
+    pushContent(out, t, Math.min(m, pages));
+    pages -= m;
+  }
+  return out;
+}
+
+export type Access = { ok: true; token: Token } | { ok: false; signal: 'SIGSEGV' | 'SIGBUS' };
+
+/** The bytes of the page unit that maps addr (4 KiB, or the hugetlb page size). */
+export function unitAt(v: Vma): number {
+  return v.hugetlb || PAGE_SIZE;
+}
+
+/**
+ * One load (token === undefined) or store at addr. Faults until the entry allows the access;
+ * a handful of retries is always enough, more means a model bug.
+ */
+export function access(k: Ctx, p: Proc, addr: number, token?: Token): Access {
+  const mm = p.mm;
+  const v = findVma(mm, addr);
+  const write = token !== undefined;
+  if (!v || !(v.flags & (write ? VM_WRITE : VM_READ))) return { ok: false, signal: 'SIGSEGV' };
+  for (let tries = 0; tries < 6; tries++) {
+    const e = lookup(mm, v, addr);
+    if (e.level === 'pte' && e.pte.t !== 'swap') {
+      const pte = e.pte;
+      if (!write) return { ok: true, token: pte.t === 'zero' ? 0 : tokenAt(k, pte.folio, pte.off) };
+      if (pte.t === 'page' && pte.write) {
+        folio(k, pte.folio).data[pte.off] = token;
+        pte.dirty = true;
+        return { ok: true, token };
+      }
+    } else if (e.level === 'pmd') {
+      const off = Math.floor(addr / PAGE_SIZE) - e.vpn;
+      if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, off) };
+      if (e.leaf.write) {
+        folio(k, e.leaf.folio).data[off] = token;
+        e.leaf.dirty = true;
+        return { ok: true, token };
+      }
+    } else if (e.level === 'huge') {
+      if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, 0) };
+      if (e.leaf.write) {
+        folio(k, e.leaf.folio).data[0] = token;
+        e.leaf.dirty = true;
+        return { ok: true, token };
+      }
+    }
+    const r = handleMmFault(k, mm, v, addr, write ? FAULT_FLAG_WRITE : 0);
+    if (r === 'sigbus' || r === 'oom') return { ok: false, signal: 'SIGBUS' };
+    if (r === 'sigsegv') return { ok: false, signal: 'SIGSEGV' };
+  }
+  throw new Error(`access at ${addr.toString(16)} keeps faulting: model bug`);
+}
+
+/** memset(addr, token, len), page unit by page unit. Returns the signal of a failed access. */
+export function memset(k: Ctx, p: Proc, addr: number, token: Token, len: number): string | null {
+  for (let a = addr; a < addr + len; ) {
+    const v = findVma(p.mm, a);
+    const r = access(k, p, a, token);
+    if (!r.ok) return r.signal;
+    const unit = v ? unitAt(v) : PAGE_SIZE;
+    a = Math.floor(a / unit) * unit + unit;
+  }
+  return null;
+}
+
+/** Reads [addr, addr+len) as content; null with the signal name when an access fails. */
+export function readRange(k: Ctx, p: Proc, addr: number, len: number): Content | string {
+  const out: Content = [];
+  for (let a = addr; a < addr + len; ) {
+    const v = findVma(p.mm, a);
+    const r = access(k, p, a);
+    if (!r.ok) return r.signal;
+    const unit = v ? unitAt(v) : PAGE_SIZE;
+    const next = Math.min(Math.floor(a / unit) * unit + unit, addr + len);
+    pushContent(out, r.token, (next - a) / PAGE_SIZE);
+    a = next;
+  }
+  return out;
+}

@@ -1,0 +1,438 @@
+/**
+ * Page faults: handle_mm_fault and the handlers it dispatches to (mm/memory.c, mm/huge_memory.c,
+ * mm/hugetlb.c), as in v6.1/v6.2. A fault returns 'ok' or the signal the access gets.
+ */
+import {
+  FAULT_FLAG_UNSHARE,
+  FAULT_FLAG_WRITE,
+  HPAGE_PMD_NR,
+  PAGE_SIZE,
+  VM_HUGEPAGE,
+  VM_MAYWRITE,
+  VM_NOHUGEPAGE,
+  VM_SOFTDIRTY,
+  VM_WRITE,
+} from './constants.ts';
+import {
+  type Ctx,
+  allocFolio,
+  bug,
+  emit,
+  folio,
+  hasPteTable,
+  hugeVpnOf,
+  hugetlbPool,
+  isCowMapping,
+  lookup,
+  mapEntire,
+  mapPte,
+  pageMapcount,
+  pidOf,
+  pmdVpnOf,
+  tokenAt,
+  unmapEntire,
+  unmapPte,
+  vmaIsAnonymous,
+  vmaIsShared,
+  vpnOf,
+} from './kernel.ts';
+import { HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, ZERO_FOLIO } from './types.ts';
+import { pageCacheFolio } from './files.ts';
+import { freeSwapCache, swapIn } from './swap.ts';
+
+export type FaultResult = 'ok' | 'sigsegv' | 'sigbus' | 'oom';
+
+/** Soft-dirty tracking is on for the VMA: CONFIG_MEM_SOFT_DIRTY and VM_SOFTDIRTY cleared. */
+export function vmaSoftDirtyEnabled(k: Ctx, v: Vma): boolean {
+  return k.m.softDirty && (v.flags & VM_SOFTDIRTY) === 0;
+}
+
+/**
+ * handle_mm_fault(): sanitises the flags (UNSHARE is dropped outside COW mappings, UNSHARE with
+ * WRITE is a bug), then goes to hugetlb_fault or walks PMD -> PTE.
+ */
+export function handleMmFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
+  if (flags & FAULT_FLAG_UNSHARE) {
+    if (flags & FAULT_FLAG_WRITE) bug('FAULT_FLAG_UNSHARE with FAULT_FLAG_WRITE');
+    // sanitize_fault_flags(): unsharing only applies to COW mappings
+    if (!isCowMapping(vma.flags)) flags &= ~FAULT_FLAG_UNSHARE;
+  }
+  if (flags & FAULT_FLAG_WRITE && !(vma.flags & VM_MAYWRITE)) return 'sigsegv';
+  if (vma.hugetlb) return hugetlbFault(k, mm, vma, addr, flags);
+
+  const vpn = vpnOf(addr);
+  const pv = pmdVpnOf(vpn);
+  const leaf = mm.pmd[pv];
+  if (!leaf && !hasPteTable(mm, pv) && thpEligible(k, vma, pv)) {
+    return doHugePmdAnonymousPage(k, mm, vma, pv, flags);
+  }
+  if (leaf) {
+    if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !leaf.write) {
+      if (wpHugePmd(k, mm, vma, pv, flags) === 'done') return 'ok';
+      // VM_FAULT_FALLBACK: the PMD was split; handle the fault at PTE level
+    } else {
+      if (flags & FAULT_FLAG_WRITE) leaf.dirty = true;
+      return 'ok';
+    }
+  }
+  return handlePteFault(k, mm, vma, addr, flags);
+}
+
+/**
+ * THP for a fault: PMD THP configured, the VMA allows it (enabled=always, or madvise and
+ * VM_HUGEPAGE; never with VM_NOHUGEPAGE), anonymous, and the whole PMD range lies in the VMA.
+ */
+export function thpEligible(k: Ctx, vma: Vma, pv: number): boolean {
+  if (!k.m.thp || k.m.thpEnabled === 'never') return false;
+  if (!vmaIsAnonymous(vma) || vma.flags & VM_NOHUGEPAGE) return false;
+  if (k.m.thpEnabled === 'madvise' && !(vma.flags & VM_HUGEPAGE)) return false;
+  const start = pv * PAGE_SIZE;
+  return start >= vma.start && start + HPAGE_PMD_NR * PAGE_SIZE <= vma.end;
+}
+
+/**
+ * do_huge_pmd_anonymous_page(): a read fault maps the huge zeropage (use_zero_page), anything
+ * else allocates a zeroed PMD THP mapped exclusive, writable if VM_WRITE.
+ */
+function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): FaultResult {
+  const pid = pidOf(k, mm);
+  vma.anonVma = true;
+  if (!(flags & FAULT_FLAG_WRITE) && k.m.hugeZeroPage) {
+    if (!mm.hugeZeroRef) {
+      mm.hugeZeroRef = true;
+      k.s.hugeZeroRefs++;
+    }
+    mm.pmd[pv] = { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: true };
+    emit(k, pid, 'map huge zeropage', pv * PAGE_SIZE);
+    return 'ok';
+  }
+  const f = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, new Array(HPAGE_PMD_NR).fill(0));
+  f.exclusive[0] = true;
+  mapEntire(k, f.id);
+  const write = (vma.flags & VM_WRITE) !== 0;
+  mm.pmd[pv] = { t: 'thp', folio: f.id, write, dirty: true, softDirty: true };
+  emit(k, pid, 'new THP', pv * PAGE_SIZE, `folio ${f.id}`);
+  return 'ok';
+}
+
+/**
+ * __split_huge_pmd(): replace a PMD leaf by 512 PTEs. Each PTE takes a reference; subpages inherit
+ * the head's PG_anon_exclusive. The huge zeropage becomes 512 shared-zeropage PTEs.
+ */
+export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
+  const leaf = mm.pmd[pv];
+  if (!leaf) return;
+  delete mm.pmd[pv];
+  emit(k, pidOf(k, mm), 'split PMD', pv * PAGE_SIZE);
+  if (leaf.t === 'hugezero') {
+    for (let i = 0; i < HPAGE_PMD_NR; i++) mm.pte[pv + i] = { t: 'zero', softDirty: leaf.softDirty };
+    return;
+  }
+  const f = folio(k, leaf.folio);
+  const excl = f.exclusive[0];
+  for (let i = 0; i < HPAGE_PMD_NR; i++) {
+    mm.pte[pv + i] = {
+      t: 'page',
+      folio: f.id,
+      off: i,
+      write: leaf.write,
+      dirty: leaf.dirty,
+      softDirty: leaf.softDirty,
+    };
+    f.mapcount[i]++;
+    if (excl) f.exclusive[i] = true;
+  }
+  f.refcount += HPAGE_PMD_NR - 1;
+  f.entireMapcount--;
+}
+
+/**
+ * do_huge_pmd_wp_page() (v6.2): the huge zeropage and shared THPs fall back to the PTE level after
+ * a PMD split; an exclusive THP, or one whose only reference is this mapping, is reused. An unshare
+ * fault only marks it exclusive and leaves it R/O.
+ */
+function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' | 'fallback' {
+  const leaf = mm.pmd[pv];
+  const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
+  const pid = pidOf(k, mm);
+  if (leaf.t === 'hugezero') {
+    splitHugePmd(k, mm, pv);
+    return 'fallback';
+  }
+  const f = folio(k, leaf.folio);
+  let reuse = f.exclusive[0];
+  if (!reuse) {
+    const swapRefs = f.swapSlot >= 0 ? f.nr : 0;
+    if (f.refcount <= 1 + swapRefs) {
+      if (f.swapSlot >= 0) freeSwapCache(k, f);
+      if (f.refcount === 1) {
+        f.exclusive[0] = true; // page_move_anon_rmap()
+        reuse = true;
+      }
+    }
+  }
+  if (!reuse) {
+    splitHugePmd(k, mm, pv);
+    return 'fallback';
+  }
+  if (unshare) {
+    emit(k, pid, 'unshare: THP already exclusive', pv * PAGE_SIZE);
+    return 'done';
+  }
+  leaf.dirty = true;
+  leaf.softDirty = true;
+  if (vma.flags & VM_WRITE) leaf.write = true;
+  emit(k, pid, 'reuse THP', pv * PAGE_SIZE);
+  return 'done';
+}
+
+/** handle_pte_fault() */
+function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
+  const vpn = vpnOf(addr);
+  const pte = mm.pte[vpn];
+  if (!pte) {
+    if (vmaIsAnonymous(vma)) return doAnonymousPage(k, mm, vma, vpn, flags);
+    return doFault(k, mm, vma, vpn, flags);
+  }
+  if (pte.t === 'swap') return swapIn(k, mm, vma, vpn, flags);
+  if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !('write' in pte && pte.write)) {
+    return doWpPage(k, mm, vma, vpn, flags);
+  }
+  if (flags & FAULT_FLAG_WRITE && pte.t === 'page') pte.dirty = true;
+  return 'ok';
+}
+
+/**
+ * do_anonymous_page(): a read fault (or an unshare fault that found nothing) maps the shared
+ * zeropage; a write fault allocates a zeroed exclusive page.
+ */
+function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
+  const pid = pidOf(k, mm);
+  if (!(flags & FAULT_FLAG_WRITE)) {
+    mm.pte[vpn] = { t: 'zero', softDirty: true };
+    emit(k, pid, 'map shared zeropage', vpn * PAGE_SIZE);
+    return 'ok';
+  }
+  vma.anonVma = true;
+  const f = allocFolio(k, 'anon', 1, 0, [0]);
+  f.exclusive[0] = true;
+  mapPte(k, f.id, 0);
+  mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+  emit(k, pid, 'new anon page', vpn * PAGE_SIZE, `folio ${f.id}`);
+  return 'ok';
+}
+
+/**
+ * do_fault(): file-backed memory. Read faults map the page-cache page (R/O in private mappings and
+ * in shared mappings that need write notification); a write fault in a private mapping is
+ * do_cow_fault (an exclusive anonymous copy), in a shared mapping do_shared_fault.
+ */
+function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
+  const pid = pidOf(k, mm);
+  const index = vma.pgoff / PAGE_SIZE + (vpn - vma.start / PAGE_SIZE);
+  const cache = pageCacheFolio(k, vma.file, index);
+  if (!cache) return 'sigbus'; // beyond EOF
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  if (write && !vmaIsShared(vma)) {
+    vma.anonVma = true;
+    const f = allocFolio(k, 'anon', 1, 0, [cache.data[0]]);
+    f.exclusive[0] = true;
+    mapPte(k, f.id, 0);
+    mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+    emit(k, pid, 'COW of page-cache page (do_cow_fault)', vpn * PAGE_SIZE, `folio ${f.id}`);
+    return 'ok';
+  }
+  mapPte(k, cache.id, 0);
+  const writable = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0 && (write || !needsWriteNotify(k, vma));
+  mm.pte[vpn] = { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: true };
+  emit(k, pid, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
+  return 'ok';
+}
+
+/** vma_wants_writenotify(): disk-backed shared mappings track dirtying; shmem does not. */
+function needsWriteNotify(k: Ctx, vma: Vma): boolean {
+  return k.s.files[vma.file]?.kind === 'disk';
+}
+
+/** Can do_wp_page() reuse this anonymous page? The v6.2 reuse check (refcount based for
+ *  non-exclusive pages; a PTE-mapped large folio is practically never reused). */
+function wpCanReuseAnon(k: Ctx, pte: PagePte): boolean {
+  const f = folio(k, pte.folio);
+  if (f.exclusive[pte.off]) return true;
+  if (f.refcount > 3) return false;
+  const swapRefs = f.swapSlot >= 0 ? 1 : 0;
+  if (f.refcount > 1 + swapRefs) return false;
+  if (f.swapSlot >= 0) freeSwapCache(k, f);
+  if (f.refcount !== 1) return false;
+  f.exclusive[pte.off] = true; // page_move_anon_rmap()
+  return true;
+}
+
+/**
+ * do_wp_page(): a write or unshare fault on a present, non-writable PTE. Shared mappings are made
+ * writable. In private mappings an anonymous page that can be reused is reused (an unshare fault
+ * just leaves it exclusive and R/O); anything else is copied by wp_page_copy().
+ */
+function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
+  const pte = mm.pte[vpn];
+  if (pte.t === 'swap') bug('do_wp_page on a swap PTE');
+  const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
+  const pid = pidOf(k, mm);
+  const addr = vpn * PAGE_SIZE;
+  if (vmaIsShared(vma)) {
+    if (pte.t === 'page') {
+      pte.write = true;
+      pte.dirty = true;
+      pte.softDirty = true;
+    }
+    emit(k, pid, 'make shared page writable', addr);
+    return 'ok';
+  }
+  if (pte.t === 'page' && folio(k, pte.folio).kind === 'anon') {
+    if (wpCanReuseAnon(k, pte)) {
+      if (unshare) {
+        emit(k, pid, 'unshare: reuse exclusive anon page', addr);
+        return 'ok';
+      }
+      pte.dirty = true;
+      pte.softDirty = true;
+      if (vma.flags & VM_WRITE) pte.write = true;
+      emit(k, pid, 'reuse anon page', addr, `folio ${pte.folio}`);
+      return 'ok';
+    }
+  } else if (unshare && !k.sw['unshare-fault-noanon']) {
+    // before 8d6a0ac09a16: "No anonymous page -> nothing to do"
+    emit(k, pid, 'unshare: not anonymous, nothing to do', addr);
+    return 'ok';
+  }
+  return wpPageCopy(k, mm, vma, vpn, unshare);
+}
+
+/**
+ * wp_page_copy(): map a new exclusive anonymous copy (zeroed for the shared zeropage). For an
+ * unshare fault the copy is mapped R/O and clean, keeping the old soft-dirty bit.
+ */
+function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): FaultResult {
+  const old = mm.pte[vpn];
+  if (old.t === 'swap') bug('wp_page_copy on a swap PTE');
+  vma.anonVma = true;
+  const data = old.t === 'zero' ? 0 : tokenAt(k, old.folio, old.off);
+  const f = allocFolio(k, 'anon', 1, 0, [data]);
+  f.exclusive[0] = true;
+  mapPte(k, f.id, 0);
+  mm.pte[vpn] = {
+    t: 'page',
+    folio: f.id,
+    off: 0,
+    write: !unshare && (vma.flags & VM_WRITE) !== 0,
+    dirty: !unshare,
+    softDirty: unshare ? old.softDirty : true,
+  };
+  if (old.t === 'page') unmapPte(k, old.folio, old.off);
+  const from = old.t === 'zero' ? 'shared zeropage' : `folio ${old.folio}`;
+  emit(k, pidOf(k, mm), unshare ? 'unshare: copy' : 'COW: copy', vpn * PAGE_SIZE, `${from} -> folio ${f.id}`);
+  return 'ok';
+}
+
+// ---------------------------------------------------------------------------------------------
+// hugetlb
+
+/**
+ * hugetlb_fault(): a none entry is filled by hugetlb_no_page (page-cache page for shared mappings or
+ * files with the page cached, else a new anonymous page, mapped R/O in private mappings; a write
+ * then goes straight on to hugetlb_wp); a write or unshare on a R/O entry goes to hugetlb_wp.
+ */
+function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
+  const hv = hugeVpnOf(vpnOf(addr), vma.hugetlb);
+  const leaf = mm.huge[hv];
+  const pid = pidOf(k, mm);
+  if (!leaf) {
+    const index = (vma.pgoff + (hv * PAGE_SIZE - vma.start)) / vma.hugetlb;
+    const file = k.s.files[vma.file];
+    let id = file?.cache[index];
+    if (id === undefined) {
+      const f = allocHugetlbFolio(k, vma, true);
+      if (!f) return 'sigbus';
+      if (vmaIsShared(vma)) {
+        f.file = vma.file;
+        f.index = index;
+        file.cache[index] = f.id;
+        f.refcount++; // the page cache reference
+      } else {
+        vma.anonVma = true;
+        f.kind = 'anon';
+        f.exclusive[0] = true;
+      }
+      id = f.id;
+    }
+    mapEntire(k, id);
+    const write = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0;
+    mm.huge[hv] = { folio: id, write, dirty: false };
+    emit(k, pid, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
+    if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
+    if (flags & FAULT_FLAG_WRITE) mm.huge[hv].dirty = true;
+    return 'ok';
+  }
+  if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !leaf.write) return hugetlbWp(k, mm, vma, hv, flags);
+  if (flags & FAULT_FLAG_WRITE) leaf.dirty = true;
+  return 'ok';
+}
+
+/**
+ * hugetlb_wp() (v6.2): reuse is decided by the **mapcount** (not the refcount): an anonymous page
+ * mapped once is reused, so FOLL_GET references (vmsplice) can still see later writes. Otherwise
+ * a new hugetlb page is allocated and the content copied; unshare maps it R/O.
+ */
+function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultResult {
+  const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
+  const pid = pidOf(k, mm);
+  if (!unshare && !(vma.flags & VM_WRITE)) return 'sigsegv'; // no FOLL_FORCE-style R/O writes
+  const leaf = mm.huge[hv];
+  if (vmaIsShared(vma)) {
+    leaf.write = true;
+    leaf.dirty = true;
+    return 'ok';
+  }
+  const old = folio(k, leaf.folio);
+  if (old.kind === 'anon' && pageMapcount(old, 0) === 1) {
+    old.exclusive[0] = true;
+    if (!unshare) {
+      leaf.write = true;
+      leaf.dirty = true;
+    }
+    emit(k, pid, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
+    return 'ok';
+  }
+  if (unshare && old.kind !== 'anon' && !k.sw['unshare-fault-noanon']) return 'ok';
+  // the reservation covers the copy of a page-cache page; an anonymous COW by the owner does not
+  const f = allocHugetlbFolio(k, vma, old.kind !== 'anon');
+  if (!f) return 'oom';
+  vma.anonVma = true;
+  f.kind = 'anon';
+  f.data[0] = old.data[0];
+  f.exclusive[0] = true;
+  mapEntire(k, f.id);
+  mm.huge[hv] = { folio: f.id, write: !unshare, dirty: !unshare };
+  unmapEntire(k, old.id);
+  emit(k, pid, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
+  return 'ok';
+}
+
+/**
+ * alloc_hugetlb_folio(): use this VMA's reservation when allowed and present, else a free page
+ * nobody reserved. Returns null when the pool is exhausted.
+ */
+export function allocHugetlbFolio(k: Ctx, vma: Vma, useResv: boolean) {
+  const pool = hugetlbPool(k, vma.hugetlb);
+  if (useResv && vma.resv > 0) {
+    vma.resv--;
+    pool.resv--;
+  } else if (pool.free - pool.resv <= 0) {
+    return null;
+  }
+  pool.free--;
+  return allocFolio(k, 'file', 1, vma.hugetlb, [0]);
+}
+
+/** Which kind of entry maps addr right now (for user-space access). */
+export { lookup };

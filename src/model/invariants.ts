@@ -1,0 +1,177 @@
+/**
+ * The model's invariants, kept apart from the rules and checked after every user operation.
+ * Each one is a fact the kernel relies on; a violation is a bug in a rule (ModelBug).
+ */
+import { FOLL_PIN, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR } from './constants.ts';
+import { type Ctx, bug, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
+import { type State, ZERO_FOLIO, HUGE_ZERO_FOLIO } from './types.ts';
+
+interface Expect {
+  refs: number;
+  pins: number;
+  map: number[];
+  entire: number;
+}
+
+/**
+ * Checks every invariant; throws ModelBug naming the first one broken.
+ * 1. refcount == mappings + page cache + swap cache + FOLL_GET references + pins (bias on small
+ *    folios), exactly; pincount == pinned pages on large folios.
+ * 2. mapcount[i] and entireMapcount equal the page-table entries that map the folio.
+ * 3. a writable entry in a COW mapping that maps an anonymous page implies PG_anon_exclusive.
+ * 4. an exclusive anonymous page is mapped at most once.
+ * 5. a FOLL_PIN'ed anonymous page is exclusive (and stays so while pinned).
+ * 6. swap slot counts equal the swap PTEs using them; hugetlb pools add up.
+ * 7. memlock counters equal what the pin sets accounted.
+ * 8. entries lie inside VMAs; no PTEs under a PMD leaf.
+ */
+export function checkInvariants(k: Ctx): void {
+  const s: State = k.s;
+  const exp = new Map<number, Expect>();
+  const e = (id: number): Expect => {
+    let x = exp.get(id);
+    if (!x) {
+      const f = s.folios[id];
+      if (!f) bug(`entry refers to freed folio ${id}`);
+      x = { refs: 0, pins: 0, map: new Array(f.nr).fill(0), entire: 0 };
+      exp.set(id, x);
+    }
+    return x;
+  };
+  const swapUse = new Map<number, number>();
+  let hugeZeroMms = 0;
+
+  for (const p of Object.values(s.procs)) {
+    const mm = p.mm;
+    if (!p.alive && mm.vmas.length) bug(`dead process ${p.pid} still has VMAs`);
+    if (mm.hugeZeroRef) hugeZeroMms++;
+    const inVma = (vpn: number) => mm.vmas.find((v) => vpn * 4096 >= v.start && vpn * 4096 < v.end);
+    for (const key of Object.keys(mm.pte)) {
+      const vpn = Number(key);
+      const pte = mm.pte[vpn];
+      const v = inVma(vpn);
+      if (!v) bug(`pid ${p.pid}: PTE at ${(vpn * 4096).toString(16)} outside any VMA`);
+      if (mm.pmd[vpn - (vpn % HPAGE_PMD_NR)]) bug(`pid ${p.pid}: PTE under a PMD leaf`);
+      if (pte.t === 'swap') {
+        swapUse.set(pte.slot, (swapUse.get(pte.slot) ?? 0) + 1);
+        continue;
+      }
+      if (pte.t !== 'page') continue;
+      const f = s.folios[pte.folio];
+      const x = e(pte.folio);
+      x.refs++;
+      x.map[pte.off]++;
+      if (pte.write && isCowMapping(v.flags) && f.kind === 'anon' && !f.exclusive[pte.off]) {
+        bug(`pid ${p.pid}: writable PTE at ${(vpn * 4096).toString(16)} maps non-exclusive anon page`);
+      }
+    }
+    for (const key of Object.keys(mm.pmd)) {
+      const pv = Number(key);
+      const leaf = mm.pmd[pv];
+      const v = inVma(pv);
+      if (!v || v.end < (pv + HPAGE_PMD_NR) * 4096) bug(`pid ${p.pid}: PMD leaf not inside one VMA`);
+      if (leaf.t === 'hugezero') {
+        if (leaf.write) bug('writable huge zeropage');
+        continue;
+      }
+      const f = s.folios[leaf.folio];
+      const x = e(leaf.folio);
+      x.refs++;
+      x.entire++;
+      if (leaf.write && isCowMapping(v.flags) && !f.exclusive[0]) bug(`pid ${p.pid}: writable PMD maps non-exclusive THP`);
+    }
+    for (const key of Object.keys(mm.huge)) {
+      const hv = Number(key);
+      const leaf = mm.huge[hv];
+      const v = inVma(hv);
+      if (!v) bug(`pid ${p.pid}: hugetlb entry outside any VMA`);
+      const f = s.folios[leaf.folio];
+      const x = e(leaf.folio);
+      x.refs++;
+      x.entire++;
+      if (leaf.write && !vmaIsShared(v) && f.kind === 'anon' && !f.exclusive[0]) bug(`pid ${p.pid}: writable hugetlb entry maps non-exclusive page`);
+    }
+  }
+  for (const file of Object.values(s.files)) for (const id of Object.values(file.cache)) e(id).refs += s.folios[id].nr;
+  for (const id of Object.values(s.swapcache)) e(id).refs += s.folios[id].nr;
+  let zeroRefs = 0;
+  let hzRefs = hugeZeroMms;
+  let hzPins = 0;
+  for (const pipe of Object.values(s.pipes)) {
+    for (const b of pipe.bufs) {
+      if (b.folio === ZERO_FOLIO) zeroRefs += b.n;
+      else if (b.folio === HUGE_ZERO_FOLIO) hzRefs += b.n;
+      else e(b.folio).refs += b.n;
+    }
+  }
+  for (const ps of Object.values(s.pins)) {
+    const pin = (ps.flags & FOLL_PIN) !== 0;
+    for (const r of ps.runs) {
+      if (r.folio === ZERO_FOLIO) {
+        zeroRefs += pin ? r.n * GUP_PIN_COUNTING_BIAS : r.n;
+        continue;
+      }
+      if (r.folio === HUGE_ZERO_FOLIO) {
+        hzRefs += r.n;
+        if (pin) hzPins += r.n;
+        continue;
+      }
+      const f = s.folios[r.folio];
+      if (!f) bug(`pin set ${ps.id} refers to freed folio ${r.folio}`);
+      const x = e(r.folio);
+      if (pin && isLarge(f)) {
+        x.refs += r.n;
+        x.pins += r.n;
+      } else x.refs += pin ? r.n * GUP_PIN_COUNTING_BIAS : r.n;
+      if (pin && f.kind === 'anon') {
+        for (let i = 0; i < r.n; i++) {
+          const unit = Math.floor((r.first + i) / f.sub);
+          if (!f.exclusive[unit] && !f.exclusive[0]) bug(`pinned anon page ${f.id}/${unit} is not exclusive`);
+        }
+      }
+    }
+  }
+  if (zeroRefs !== s.zeroPageRefs) bug(`zeropage refs ${s.zeroPageRefs}, expected ${zeroRefs}`);
+  if (hzRefs !== s.hugeZeroRefs) bug(`huge zeropage refs ${s.hugeZeroRefs}, expected ${hzRefs}`);
+  if (hzPins !== s.hugeZeroPins) bug(`huge zeropage pins ${s.hugeZeroPins}, expected ${hzPins}`);
+
+  for (const f of Object.values(s.folios)) {
+    const x = exp.get(f.id) ?? { refs: 0, pins: 0, map: new Array(f.nr).fill(0), entire: 0 };
+    if (f.refcount !== x.refs) bug(`folio ${f.id}: refcount ${f.refcount}, expected ${x.refs}`);
+    if (f.pincount !== x.pins) bug(`folio ${f.id}: pincount ${f.pincount}, expected ${x.pins}`);
+    if (f.entireMapcount !== x.entire) bug(`folio ${f.id}: entire mapcount ${f.entireMapcount}, expected ${x.entire}`);
+    for (let i = 0; i < f.nr; i++) {
+      if (f.mapcount[i] !== x.map[i]) bug(`folio ${f.id} unit ${i}: mapcount ${f.mapcount[i]}, expected ${x.map[i]}`);
+      if (f.kind === 'anon' && f.exclusive[i] && f.mapcount[i] + f.entireMapcount > 1) bug(`folio ${f.id} unit ${i}: exclusive but mapped ${f.mapcount[i] + f.entireMapcount} times`);
+    }
+    if (f.refcount === 0) bug(`folio ${f.id} has no references but was not freed`);
+  }
+  for (const [slot, n] of swapUse) {
+    if (!s.swap[slot] || s.swap[slot].count !== n) bug(`swap slot ${slot}: count ${s.swap[slot]?.count}, expected ${n}`);
+  }
+  for (const key of Object.keys(s.swap)) {
+    const slot = Number(key);
+    if (!swapUse.has(slot) && s.swapcache[slot] === undefined) bug(`swap slot ${slot} leaked`);
+  }
+  for (const pool of s.hugetlb) {
+    let used = 0;
+    for (const f of Object.values(s.folios)) if (f.hugetlb === pool.size) used++;
+    if (pool.free + used !== pool.nr) bug(`hugetlb ${pool.size}: free ${pool.free} + used ${used} != ${pool.nr}`);
+    let resv = 0;
+    for (const p of Object.values(s.procs)) for (const v of p.mm.vmas) if (v.hugetlb === pool.size) resv += v.resv;
+    if (resv !== pool.resv || pool.resv > pool.free) bug(`hugetlb ${pool.size}: reservations ${pool.resv}, VMAs hold ${resv}, free ${pool.free}`);
+  }
+  let user = 0;
+  for (const p of Object.values(s.procs)) {
+    let pinned = 0;
+    let locked = 0;
+    for (const ps of Object.values(s.pins)) {
+      if (ps.owner !== p.pid) continue;
+      pinned += ps.accountedPinned;
+      locked += ps.accountedLocked;
+    }
+    if (p.mm.pinnedVm !== pinned || p.mm.lockedVm !== locked) bug(`pid ${p.pid}: VmPin/VmLck ${p.mm.pinnedVm}/${p.mm.lockedVm}, pins account ${pinned}/${locked}`);
+  }
+  for (const ps of Object.values(s.pins)) user += ps.accountedUser;
+  if (user !== s.userLockedVm) bug(`user locked_vm ${s.userLockedVm}, pins account ${user}`);
+}

@@ -1,0 +1,327 @@
+/**
+ * The users of GUP: vmsplice into a pipe (FOLL_GET), the gup_test PIN_LONGTERM_TEST ioctls,
+ * io_uring fixed buffers, VFIO DMA mappings, O_DIRECT; plus pread/pwrite on files.
+ */
+import { type Content, pushContent } from './access.ts';
+import {
+  EFAULT,
+  EINVAL,
+  ENOENT,
+  ENOMEM,
+  FOLL_GET,
+  FOLL_LONGTERM,
+  FOLL_PIN,
+  FOLL_WRITE,
+  PAGE_SIZE,
+} from './constants.ts';
+import { fileToken, writeFileToken } from './files.ts';
+import { gup, release } from './gup.ts';
+import { type Ctx, emit, findVma, folio, putRef, tokenAt } from './kernel.ts';
+import { HUGE_ZERO_FOLIO, type PageRun, type PinSet, type PinUser, type Proc, ZERO_FOLIO } from './types.ts';
+
+/** PIPE_DEF_BUFFERS: a pipe holds 16 page buffers; vmsplice stops when it is full. */
+export const PIPE_BUFFERS = 16;
+
+/** The content of a run of pages, one token per 4 KiB page. */
+export function runContent(k: Ctx, r: PageRun, out: Content): void {
+  if (r.folio === ZERO_FOLIO || r.folio === HUGE_ZERO_FOLIO) {
+    pushContent(out, 0, r.n);
+    return;
+  }
+  const f = folio(k, r.folio);
+  for (let i = 0; i < r.n; ) {
+    const unit = Math.floor((r.first + i) / f.sub);
+    const inUnit = Math.min(r.n - i, (unit + 1) * f.sub - (r.first + i));
+    pushContent(out, f.data[unit], inUnit);
+    i += inUnit;
+  }
+}
+
+function put(k: Ctx) {
+  return (id: number, n: number) => putRef(k, id, n);
+}
+
+export function pipeCreate(k: Ctx): number {
+  const id = k.s.nextId++;
+  k.s.pipes[id] = { id, bufs: [] };
+  return id;
+}
+
+function bufferedPages(k: Ctx, pipeId: number): number {
+  let n = 0;
+  for (const b of k.s.pipes[pipeId].bufs) n += b.n;
+  return n;
+}
+
+/**
+ * vmsplice(pipe, {addr, len}): iov_iter_get_pages2 -> get_user_pages_fast without FOLL_WRITE, i.e.
+ * plain FOLL_GET references (never an unshare), as many pages as the pipe has room for.
+ * Returns the bytes transferred or -errno.
+ */
+export function vmsplice(k: Ctx, p: Proc, pipeId: number, addr: number, len: number): number {
+  const pipe = k.s.pipes[pipeId];
+  if (!pipe) return -EINVAL;
+  const room = PIPE_BUFFERS - bufferedPages(k, pipeId);
+  const pages = Math.min(room, Math.ceil(len / PAGE_SIZE));
+  if (pages <= 0) return -EINVAL; // the model never blocks: a full pipe is an error
+  const r = gup(k, p.mm, addr, pages, FOLL_GET, true);
+  if (r.nr < 0) return r.nr;
+  pipe.bufs.push(...r.runs);
+  emit(k, p.pid, 'vmsplice', addr, `${r.nr} pages referenced (FOLL_GET)`);
+  return r.nr * PAGE_SIZE;
+}
+
+/** read(pipe, len): copies the referenced pages' current content, dropping the references. */
+export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
+  const pipe = k.s.pipes[pipeId];
+  const out: Content = [];
+  let want = Math.ceil(len / PAGE_SIZE);
+  while (want > 0 && pipe.bufs.length) {
+    const b = pipe.bufs[0];
+    const n = Math.min(b.n, want);
+    runContent(k, { folio: b.folio, first: b.first, n }, out);
+    release(k, { folio: b.folio, first: b.first, n }, FOLL_GET, put(k));
+    b.first += n;
+    b.n -= n;
+    if (b.n === 0) pipe.bufs.shift();
+    want -= n;
+  }
+  return out;
+}
+
+export function pipeClose(k: Ctx, pipeId: number): void {
+  const pipe = k.s.pipes[pipeId];
+  if (!pipe) return;
+  for (const b of pipe.bufs) release(k, b, FOLL_GET, put(k));
+  delete k.s.pipes[pipeId];
+}
+
+// ---------------------------------------------------------------------------------------------
+// pin sets
+
+function newPinSet(k: Ctx, user: PinUser, owner: number, flags: number, runs: PageRun[]): PinSet {
+  const id = k.s.nextId++;
+  const ps: PinSet = { id, user, owner, flags, runs, accountedPinned: 0, accountedLocked: 0, accountedUser: 0 };
+  k.s.pins[id] = ps;
+  return ps;
+}
+
+/** Unpins every page and undoes the set's memlock accounting. */
+export function unpinSet(k: Ctx, id: number): void {
+  const ps = k.s.pins[id];
+  if (!ps) return;
+  for (const r of ps.runs) release(k, r, ps.flags, put(k));
+  const owner = k.s.procs[ps.owner];
+  if (owner) {
+    owner.mm.pinnedVm -= ps.accountedPinned;
+    owner.mm.lockedVm -= ps.accountedLocked;
+  }
+  k.s.userLockedVm -= ps.accountedUser;
+  delete k.s.pins[id];
+  emit(k, ps.owner, `unpin (${ps.user})`);
+}
+
+export function pinContent(k: Ctx, id: number): Content {
+  const out: Content = [];
+  for (const r of k.s.pins[id].runs) runContent(k, r, out);
+  return out;
+}
+
+function pinnedPages(runs: PageRun[]): number {
+  let n = 0;
+  for (const r of runs) n += r.n;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gup_test (CONFIG_GUP_TEST, mm/gup_test.c): PIN_LONGTERM_TEST_START / READ / STOP
+
+/**
+ * PIN_LONGTERM_TEST_START: pin_user_pages[_fast](FOLL_LONGTERM [| FOLL_WRITE]) of the whole range,
+ * looping until everything is pinned. -ENOENT when the machine has no gup_test, -EINVAL when a
+ * test pin is already active.
+ */
+export function gupTestStart(k: Ctx, p: Proc, addr: number, size: number, write: boolean, fast: boolean): number {
+  if (!k.m.gupTest) return -ENOENT;
+  if (Object.values(k.s.pins).some((s) => s.user === 'gup_test' && s.owner === p.pid)) return -EINVAL;
+  if (addr % PAGE_SIZE || size % PAGE_SIZE || size === 0) return -EINVAL;
+  const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
+  const r = gup(k, p.mm, addr, size / PAGE_SIZE, flags, fast);
+  if (r.nr !== size / PAGE_SIZE) {
+    for (const run of r.runs) release(k, run, flags, put(k));
+    return r.nr < 0 ? r.nr : -EFAULT;
+  }
+  newPinSet(k, 'gup_test', p.pid, flags, r.runs);
+  emit(k, p.pid, `gup_test: pinned ${r.nr} pages`, addr, fast ? `${r.fast} by GUP-fast` : 'slow path');
+  return 0;
+}
+
+function gupTestSet(k: Ctx, p: Proc): PinSet | undefined {
+  return Object.values(k.s.pins).find((s) => s.user === 'gup_test' && s.owner === p.pid);
+}
+
+/** PIN_LONGTERM_TEST_READ: the content of the pinned pages, as the kernel reads it through them. */
+export function gupTestRead(k: Ctx, p: Proc): Content | number {
+  const s = gupTestSet(k, p);
+  if (!s) return -EINVAL;
+  return pinContent(k, s.id);
+}
+
+export function gupTestStop(k: Ctx, p: Proc): number {
+  const s = gupTestSet(k, p);
+  if (s) unpinSet(k, s.id);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// io_uring fixed buffers (io_uring/rsrc.c, 6.x)
+
+/**
+ * IORING_REGISTER_BUFFERS: pin_user_pages(FOLL_WRITE | FOLL_LONGTERM); file-backed memory other than
+ * shmem and hugetlbfs is refused; then accounting: a compound page counts once with its full size;
+ * without CAP_IPC_LOCK the user's locked memory is checked against RLIMIT_MEMLOCK (ENOMEM); the
+ * mm's pinned_vm (VmPin) always grows. Returns the buffer id or -errno.
+ */
+export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): number {
+  const flags = FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM;
+  const nr = Math.ceil(len / PAGE_SIZE);
+  for (let a = addr; a < addr + len; a += PAGE_SIZE) {
+    const v = findVma(p.mm, a);
+    if (!v) return -EFAULT;
+    if (v.file >= 0 && k.s.files[v.file]?.kind === 'disk') return -95; // EOPNOTSUPP
+  }
+  const r = gup(k, p.mm, addr, nr, flags, false);
+  if (r.nr !== nr) {
+    for (const run of r.runs) release(k, run, flags, put(k));
+    return r.nr < 0 ? r.nr : -EFAULT;
+  }
+  const seen = new Set<number>();
+  let acct = 0;
+  for (const run of r.runs) {
+    if (run.folio < 0) {
+      acct += run.n;
+      continue;
+    }
+    const f = folio(k, run.folio);
+    if (f.nr > 1 || f.hugetlb) {
+      if (!seen.has(f.id)) acct += f.nr * f.sub;
+      seen.add(f.id);
+    } else acct += run.n;
+  }
+  const limit = Math.floor(p.memlockLimit / PAGE_SIZE);
+  if (!p.capIpcLock && k.s.userLockedVm + acct > limit) {
+    for (const run of r.runs) release(k, run, flags, put(k));
+    return -ENOMEM;
+  }
+  const ps = newPinSet(k, 'io_uring', p.pid, flags, r.runs);
+  if (!p.capIpcLock) {
+    k.s.userLockedVm += acct;
+    ps.accountedUser = acct;
+  }
+  p.mm.pinnedVm += acct;
+  ps.accountedPinned = acct;
+  emit(k, p.pid, `io_uring: registered ${nr} pages`, addr, `VmPin +${acct} pages`);
+  return ps.id;
+}
+
+/** IORING_OP_WRITE_FIXED: write what the pinned pages hold into a file. */
+export function ioUringWriteFixed(k: Ctx, buf: number, fileId: number, offset: number): number {
+  const ps = k.s.pins[buf];
+  const file = k.s.files[fileId];
+  if (!ps || !file) return -EINVAL;
+  const content = pinContent(k, buf);
+  let page = offset / PAGE_SIZE;
+  for (const [t, n] of content) for (let i = 0; i < n; i++) writeFileToken(k, file, page++, t);
+  return pinnedPages(ps.runs) * PAGE_SIZE;
+}
+
+// ---------------------------------------------------------------------------------------------
+// VFIO type1 (drivers/vfio/vfio_iommu_type1.c)
+
+/**
+ * VFIO_IOMMU_MAP_DMA: pin_user_pages_remote(FOLL_LONGTERM [| FOLL_WRITE with IOMMU_WRITE]). Pages of
+ * the shared zeropage are reserved pfns: unpinned at once and not accounted (6.0, 873aefb376bb).
+ * Every other page counts into mm->locked_vm (VmLck), checked against RLIMIT_MEMLOCK without
+ * CAP_IPC_LOCK. Returns the DMA mapping id or -errno.
+ */
+export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: boolean): number {
+  const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
+  const nr = Math.ceil(len / PAGE_SIZE);
+  const r = gup(k, p.mm, addr, nr, flags, false);
+  if (r.nr !== nr) {
+    for (const run of r.runs) release(k, run, flags, put(k));
+    return r.nr < 0 ? r.nr : -EFAULT;
+  }
+  const kept: PageRun[] = [];
+  let acct = 0;
+  for (const run of r.runs) {
+    if (run.folio === ZERO_FOLIO) release(k, run, flags, put(k));
+    else {
+      kept.push(run);
+      acct += run.n;
+    }
+  }
+  const limit = Math.floor(p.memlockLimit / PAGE_SIZE);
+  if (!p.capIpcLock && p.mm.lockedVm + acct > limit) {
+    for (const run of kept) release(k, run, flags, put(k));
+    emit(k, p.pid, 'vfio: RLIMIT_MEMLOCK exceeded', addr);
+    return -ENOMEM;
+  }
+  const ps = newPinSet(k, 'vfio', p.pid, flags, kept);
+  p.mm.lockedVm += acct;
+  ps.accountedLocked = acct;
+  emit(k, p.pid, `vfio: mapped ${nr} pages`, addr, `VmLck +${acct} pages`);
+  return ps.id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// O_DIRECT and plain file I/O
+
+/**
+ * O_DIRECT read(file -> memory) / write(memory -> file). In v6.1/v6.2 the block layer takes plain
+ * FOLL_GET references (bio_iov_iter_get_pages); FOLL_WRITE for a read into memory. The I/O
+ * completes synchronously and the references are dropped.
+ */
+export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: number, len: number, toMemory: boolean): number {
+  const file = k.s.files[fileId];
+  if (!file || addr % PAGE_SIZE || len % PAGE_SIZE || offset % PAGE_SIZE) return -EINVAL;
+  const flags = FOLL_GET | (toMemory ? FOLL_WRITE : 0);
+  const nr = len / PAGE_SIZE;
+  const r = gup(k, p.mm, addr, nr, flags, true);
+  if (r.nr !== nr) {
+    for (const run of r.runs) release(k, run, flags, put(k));
+    return r.nr < 0 ? r.nr : -EFAULT;
+  }
+  let page = offset / PAGE_SIZE;
+  for (const run of r.runs) {
+    for (let i = 0; i < run.n; i++, page++) {
+      if (toMemory) {
+        if (run.folio >= 0) {
+          const f = folio(k, run.folio);
+          f.data[Math.floor((run.first + i) / f.sub)] = fileToken(k, file, page);
+        }
+      } else writeFileToken(k, file, page, tokenAt(k, run.folio, run.folio >= 0 ? Math.floor((run.first + i) / folio(k, run.folio).sub) : 0));
+    }
+    release(k, run, flags, put(k));
+  }
+  emit(k, p.pid, toMemory ? 'O_DIRECT read' : 'O_DIRECT write', addr, `${nr} pages`);
+  return len;
+}
+
+/** pread(): the file's content from the page cache (or disk). */
+export function pread(k: Ctx, fileId: number, offset: number, len: number): Content | number {
+  const file = k.s.files[fileId];
+  if (!file) return -EINVAL;
+  const out: Content = [];
+  const end = Math.min(offset + len, file.size);
+  for (let a = offset; a < end; a += PAGE_SIZE) pushContent(out, fileToken(k, file, a / PAGE_SIZE), 1);
+  return out;
+}
+
+/** pwrite(): write a token into whole pages of the file through the page cache. */
+export function pwrite(k: Ctx, fileId: number, offset: number, len: number, token: number): number {
+  const file = k.s.files[fileId];
+  if (!file || offset % PAGE_SIZE) return -EINVAL;
+  for (let a = offset; a < offset + len; a += PAGE_SIZE) writeFileToken(k, file, a / PAGE_SIZE, token);
+  return len;
+}

@@ -1,0 +1,171 @@
+/**
+ * madvise(): the advice values cow.c and the scenarios use.
+ */
+import {
+  EAGAIN,
+  EINVAL,
+  ENOMEM,
+  HPAGE_PMD_NR,
+  MADV_COLLAPSE,
+  MADV_DOFORK,
+  MADV_DONTFORK,
+  MADV_DONTNEED,
+  MADV_HUGEPAGE,
+  MADV_NOHUGEPAGE,
+  MADV_PAGEOUT,
+  PAGE_SIZE,
+  PMD_SIZE,
+  VM_DONTCOPY,
+  VM_HUGEPAGE,
+  VM_NOHUGEPAGE,
+  VM_WRITE,
+} from './constants.ts';
+import { splitHugePmd } from './fault.ts';
+import {
+  type Ctx,
+  allocFolio,
+  emit,
+  findVma,
+  folio,
+  folioMapcount,
+  mapEntire,
+  pageMapcount,
+  pmdVpnOf,
+  unmapPte,
+  vmaIsAnonymous,
+  vpnOf,
+} from './kernel.ts';
+import { madviseDontneed, setVmaFlags } from './mm.ts';
+import { reclaimFolio } from './swap.ts';
+import type { Folio, Proc } from './types.ts';
+
+export function madvise(k: Ctx, p: Proc, addr: number, len: number, advice: number): number {
+  if (addr % PAGE_SIZE || len < 0) return -EINVAL;
+  switch (advice) {
+    case MADV_HUGEPAGE:
+      return setVmaFlags(k, p, addr, len, VM_HUGEPAGE, VM_NOHUGEPAGE);
+    case MADV_NOHUGEPAGE:
+      return setVmaFlags(k, p, addr, len, VM_NOHUGEPAGE, VM_HUGEPAGE);
+    case MADV_DONTFORK:
+      return setVmaFlags(k, p, addr, len, VM_DONTCOPY, 0);
+    case MADV_DOFORK:
+      return setVmaFlags(k, p, addr, len, 0, VM_DONTCOPY);
+    case MADV_DONTNEED:
+      return madviseDontneed(k, p, addr, len);
+    case MADV_PAGEOUT:
+      return madvisePageout(k, p, addr, len);
+    case MADV_COLLAPSE:
+      return madviseCollapse(k, p, addr, len);
+    default:
+      return -EINVAL;
+  }
+}
+
+/**
+ * MADV_PAGEOUT (madvise_cold_or_pageout_pte_range, v6.2): only folios mapped exactly once are
+ * reclaimed. A PMD-mapped THP fully in range is reclaimed whole (its PMD is split into swap PTEs);
+ * a PTE-mapped large folio is first split into small folios (split_huge_page, which fails when
+ * something holds extra references). Page-cache pages are left alone.
+ */
+function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
+  const mm = p.mm;
+  const end = addr + len;
+  for (let vpn = vpnOf(addr); vpn < vpnOf(end); ) {
+    const v = findVma(mm, vpn * PAGE_SIZE);
+    if (!v) return -ENOMEM;
+    if (v.hugetlb) return -EINVAL;
+    const pv = pmdVpnOf(vpn);
+    const leaf = mm.pmd[pv];
+    if (leaf) {
+      if (leaf.t === 'thp' && vpn === pv && vpn + HPAGE_PMD_NR <= vpnOf(end)) {
+        const f = folio(k, leaf.folio);
+        if (folioMapcount(f) === 1 && f.refcount === 1) {
+          splitHugePmd(k, mm, pv);
+          reclaimFolio(k, f);
+        }
+        vpn += HPAGE_PMD_NR;
+        continue;
+      }
+      splitHugePmd(k, mm, pv);
+    }
+    const pte = mm.pte[vpn];
+    if (pte?.t === 'page') {
+      let f: Folio | null = folio(k, pte.folio);
+      // "Do not interfere with other mappings of this page": page_mapcount(page) must be 1
+      if (f.kind === 'anon' && pageMapcount(f, pte.off) === 1) {
+        if (f.nr > 1) f = splitFolio(k, f, pte.off);
+        if (f && f.nr === 1) reclaimFolio(k, f);
+      }
+    }
+    vpn++;
+  }
+  return 0;
+}
+
+/**
+ * split_huge_page(): turn a PTE-mapped large anonymous folio into small folios, keeping each
+ * page's PG_anon_exclusive. Fails (returns null) when the folio has references beyond its
+ * mappings, e.g. GUP references or pins. Returns the new folio holding unit `off`.
+ */
+export function splitFolio(k: Ctx, f: Folio, off: number): Folio | null {
+  if (f.entireMapcount || f.swapSlot >= 0 || f.refcount !== folioMapcount(f)) return null;
+  const made: number[] = [];
+  for (let i = 0; i < f.nr; i++) {
+    const n = allocFolio(k, 'anon', 1, 0, [f.data[i]]);
+    n.exclusive[0] = f.exclusive[i];
+    n.mapcount[0] = f.mapcount[i];
+    n.refcount = f.mapcount[i];
+    made.push(n.id);
+  }
+  for (const q of Object.values(k.s.procs)) {
+    for (const pte of Object.values(q.mm.pte)) {
+      if (pte.t === 'page' && pte.folio === f.id) {
+        pte.folio = made[pte.off];
+        pte.off = 0;
+      }
+    }
+  }
+  delete k.s.folios[f.id];
+  for (const id of made) if (k.s.folios[id].refcount === 0) delete k.s.folios[id];
+  return k.s.folios[made[off]] ?? null;
+}
+
+/**
+ * MADV_COLLAPSE (collapse_huge_page): for each PMD range of an anonymous VMA, copy the pages into a
+ * new exclusive THP mapped by a PMD and drop the old PTE mappings. Fails with EAGAIN when a page is
+ * referenced beyond its mappings (is_refcount_suitable), with EINVAL when the range is no THP
+ * candidate.
+ */
+function madviseCollapse(k: Ctx, p: Proc, addr: number, len: number): number {
+  const mm = p.mm;
+  if (!k.m.thp) return -EINVAL;
+  const start = Math.ceil(addr / PMD_SIZE) * PMD_SIZE;
+  for (let a = start; a + PMD_SIZE <= addr + len; a += PMD_SIZE) {
+    const v = findVma(mm, a);
+    if (!v || !vmaIsAnonymous(v) || v.flags & VM_NOHUGEPAGE || v.end < a + PMD_SIZE) return -EINVAL;
+    const pv = vpnOf(a);
+    if (mm.pmd[pv]) continue;
+    const data: number[] = [];
+    for (let i = 0; i < HPAGE_PMD_NR; i++) {
+      const pte = mm.pte[pv + i];
+      if (pte?.t === 'swap') return -EAGAIN;
+      if (pte?.t === 'page') {
+        const f = folio(k, pte.folio);
+        const swapRefs = f.swapSlot >= 0 ? f.nr : 0;
+        if (f.kind !== 'anon' || f.refcount !== folioMapcount(f) + swapRefs) return -EAGAIN;
+        data.push(f.data[pte.off]);
+      } else data.push(0);
+    }
+    const n = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, data);
+    n.exclusive[0] = true;
+    for (let i = 0; i < HPAGE_PMD_NR; i++) {
+      const pte = mm.pte[pv + i];
+      delete mm.pte[pv + i];
+      if (pte?.t === 'page') unmapPte(k, pte.folio, pte.off);
+    }
+    mapEntire(k, n.id);
+    mm.pmd[pv] = { t: 'thp', folio: n.id, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+    emit(k, p.pid, 'collapse into new THP', a, `folio ${n.id}`);
+  }
+  return 0;
+}

@@ -1,0 +1,542 @@
+/**
+ * Address-space operations: mmap, munmap/zap, mprotect, madvise, mremap, fork (copy_page_range),
+ * exit, and /proc/self/clear_refs. VMAs are split where an operation covers part of one (which
+ * splits a PMD-mapped THP crossing the boundary, as vma_adjust_trans_huge does) and merged again
+ * when neighbours become compatible.
+ */
+import {
+  EINVAL,
+  ENOMEM,
+  HPAGE_PMD_NR,
+  MAP_ANONYMOUS,
+  MAP_HUGETLB,
+  MAP_NORESERVE,
+  MAP_SHARED,
+  PAGE_SIZE,
+  PMD_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  VM_DONTCOPY,
+  VM_HUGETLB,
+  VM_MAYREAD,
+  VM_MAYSHARE,
+  VM_MAYWRITE,
+  VM_READ,
+  VM_SHARED,
+  VM_SOFTDIRTY,
+  VM_WRITE,
+} from './constants.ts';
+import { splitHugePmd, vmaSoftDirtyEnabled } from './fault.ts';
+import { createFile } from './files.ts';
+import {
+  type Ctx,
+  allocFolio,
+  bug,
+  emit,
+  folio,
+  folioMaybeDmaPinned,
+  hugetlbPool,
+  isCowMapping,
+  mapEntire,
+  mapPte,
+  pmdVpnOf,
+  putRef,
+  unmapEntire,
+  unmapPte,
+  vmaIsAnonymous,
+  vmaIsShared,
+  vpnOf,
+} from './kernel.ts';
+import { swapPut } from './swap.ts';
+import type { Mm, Proc, Vma } from './types.ts';
+
+export const PROT_RW = PROT_READ | PROT_WRITE;
+
+function align(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
+}
+
+/** The deterministic allocator behind mmap(NULL, ...): ascending, naturally aligned for hugetlb. */
+function getUnmappedArea(mm: Mm, len: number, alignTo: number): number {
+  const addr = align(mm.mmapBase, alignTo);
+  mm.mmapBase = addr + len + PAGE_SIZE; // leave a guard gap so VMAs never merge by accident
+  return addr;
+}
+
+function protFlags(prot: number): number {
+  return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0);
+}
+
+function insertVma(mm: Mm, v: Vma): void {
+  mm.vmas.push(v);
+  mm.vmas.sort((a, b) => a.start - b.start);
+}
+
+export interface MmapArgs {
+  len: number;
+  prot: number;
+  flags: number;
+  /** file id, or -1 */
+  file?: number;
+  offset?: number;
+  /** MAP_HUGETLB page size; 0 = the first configured hugetlb size */
+  hugetlbSize?: number;
+}
+
+/**
+ * do_mmap(): private mappings get VM_MAYWRITE (so PROT_READ MAP_PRIVATE is still a COW mapping);
+ * shared anonymous memory is backed by a shmem file; private hugetlb mappings reserve their huge
+ * pages now (hugetlb_reserve_pages) and fail with ENOMEM when the pool cannot cover them.
+ */
+export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
+  const mm = p.mm;
+  const shared = (a.flags & MAP_SHARED) !== 0;
+  let file = a.file ?? -1;
+  const fileObj = file >= 0 ? k.s.files[file] : undefined;
+  if (file >= 0 && !fileObj) return -EINVAL;
+  let hugetlb = 0;
+  if (a.flags & MAP_HUGETLB) hugetlb = a.hugetlbSize || k.s.hugetlb[0]?.size || 0;
+  if (fileObj?.kind === 'hugetlbfs') hugetlb = fileObj.hugetlb;
+  if (a.flags & MAP_HUGETLB && !hugetlb) return -EINVAL;
+  const unit = hugetlb || PAGE_SIZE;
+  if (a.len <= 0 || (a.offset ?? 0) % unit) return -EINVAL;
+  const len = align(a.len, unit);
+  if (hugetlb) {
+    const pool = hugetlbPool(k, hugetlb);
+    const need = len / hugetlb;
+    if (!shared && !(a.flags & MAP_NORESERVE)) {
+      if (pool.free - pool.resv < need) return -ENOMEM;
+      pool.resv += need;
+    } else if (shared && fileObj) {
+      let missing = 0;
+      for (let i = 0; i < need; i++) if (fileObj.cache[(a.offset ?? 0) / hugetlb + i] === undefined) missing++;
+      if (pool.free - pool.resv < missing) return -ENOMEM;
+    }
+  }
+  if (shared && file < 0 && a.flags & MAP_ANONYMOUS) {
+    const f = createFile(k, hugetlb ? 'hugetlbfs' : 'shmem', hugetlb);
+    f.size = len;
+    file = f.id;
+  }
+  const addr = getUnmappedArea(mm, len, hugetlb || (len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE));
+  let flags = protFlags(a.prot) | VM_MAYREAD | VM_SOFTDIRTY;
+  if (shared) flags |= VM_SHARED | VM_MAYSHARE | VM_MAYWRITE;
+  else flags |= VM_MAYWRITE;
+  if (hugetlb) flags |= VM_HUGETLB;
+  insertVma(mm, {
+    start: addr,
+    end: addr + len,
+    flags,
+    file,
+    pgoff: a.offset ?? 0,
+    anonVma: false,
+    hugetlb,
+    resv: hugetlb && !shared && !(a.flags & MAP_NORESERVE) ? len / hugetlb : 0,
+  });
+  emit(k, p.pid, 'mmap', addr, `${len} bytes`);
+  return addr;
+}
+
+/**
+ * __split_vma(): split the VMA containing addr at addr. A PMD leaf straddling the split point is
+ * split first (vma_adjust_trans_huge); hugetlb VMAs split only at huge page boundaries.
+ */
+function splitVmaAt(k: Ctx, mm: Mm, addr: number): number {
+  const i = mm.vmas.findIndex((v) => addr > v.start && addr < v.end);
+  if (i < 0) return 0;
+  const v = mm.vmas[i];
+  if (v.hugetlb && addr % v.hugetlb) return -EINVAL;
+  if (addr % PMD_SIZE) {
+    const pv = pmdVpnOf(vpnOf(addr));
+    if (mm.pmd[pv]) splitHugePmd(k, mm, pv);
+  }
+  const right: Vma = { ...v, start: addr, pgoff: v.pgoff + (addr - v.start), resv: 0 };
+  if (v.resv) {
+    const leftPages = (addr - v.start) / v.hugetlb;
+    right.resv = Math.max(0, v.resv - leftPages);
+    v.resv -= right.resv;
+  }
+  v.end = addr;
+  mm.vmas.splice(i + 1, 0, right);
+  return 0;
+}
+
+/** vma_merge(): neighbours with the same flags (VM_SOFTDIRTY aside), file and contiguous offset. */
+function mergeVmas(mm: Mm): void {
+  for (let i = 0; i + 1 < mm.vmas.length; ) {
+    const a = mm.vmas[i];
+    const b = mm.vmas[i + 1];
+    const ok =
+      a.end === b.start &&
+      ((a.flags ^ b.flags) & ~VM_SOFTDIRTY) === 0 &&
+      a.file === b.file &&
+      a.hugetlb === b.hugetlb &&
+      (a.file < 0 || a.pgoff + (a.end - a.start) === b.pgoff);
+    if (ok) {
+      a.end = b.end;
+      a.anonVma = a.anonVma || b.anonVma;
+      a.resv += b.resv;
+      mm.vmas.splice(i + 1, 1);
+    } else i++;
+  }
+}
+
+/** Splits VMAs so that [start, end) is covered by whole VMAs; returns those VMAs. */
+function vmasIn(k: Ctx, mm: Mm, start: number, end: number): Vma[] | number {
+  let err = splitVmaAt(k, mm, start);
+  if (err) return err;
+  err = splitVmaAt(k, mm, end);
+  if (err) return err;
+  return mm.vmas.filter((v) => v.start >= start && v.end <= end);
+}
+
+/** Every page of [start, end) is inside some VMA (madvise/mprotect return ENOMEM otherwise). */
+function fullyMapped(mm: Mm, start: number, end: number): boolean {
+  let at = start;
+  for (const v of mm.vmas) {
+    if (v.end <= at) continue;
+    if (v.start > at) return false;
+    at = v.end;
+    if (at >= end) return true;
+  }
+  return at >= end;
+}
+
+/**
+ * zap_page_range(): drop every entry in [start, end) of the VMA. A PMD leaf only partly covered is
+ * split first. Pins and other references keep pages alive (and PG_anon_exclusive with them).
+ */
+export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): void {
+  if (v.hugetlb) {
+    for (let a = start; a < end; a += v.hugetlb) {
+      const hv = vpnOf(a);
+      const leaf = mm.huge[hv];
+      if (!leaf) continue;
+      delete mm.huge[hv];
+      unmapEntire(k, leaf.folio);
+    }
+    return;
+  }
+  for (let vpn = vpnOf(start); vpn < vpnOf(end); ) {
+    const pv = pmdVpnOf(vpn);
+    const leaf = mm.pmd[pv];
+    if (leaf) {
+      if (vpn === pv && vpn + HPAGE_PMD_NR <= vpnOf(end)) {
+        delete mm.pmd[pv];
+        if (leaf.t === 'thp') unmapEntire(k, leaf.folio);
+        vpn += HPAGE_PMD_NR;
+        continue;
+      }
+      splitHugePmd(k, mm, pv);
+    }
+    const pte = mm.pte[vpn];
+    if (pte) {
+      delete mm.pte[vpn];
+      if (pte.t === 'page') unmapPte(k, pte.folio, pte.off);
+      else if (pte.t === 'swap') swapPut(k, pte.slot);
+    }
+    vpn++;
+  }
+}
+
+/** munmap(): zap, release hugetlb reservations, remove the VMAs. */
+export function munmap(k: Ctx, p: Proc, addr: number, len: number): number {
+  if (addr % PAGE_SIZE || len <= 0) return -EINVAL;
+  const mm = p.mm;
+  const vmas = vmasIn(k, mm, addr, addr + align(len, PAGE_SIZE));
+  if (typeof vmas === 'number') return vmas;
+  for (const v of vmas) {
+    zapRange(k, mm, v, v.start, v.end);
+    if (v.resv) hugetlbPool(k, v.hugetlb).resv -= v.resv;
+    mm.vmas.splice(mm.vmas.indexOf(v), 1);
+  }
+  emit(k, p.pid, 'munmap', addr, `${len} bytes`);
+  return 0;
+}
+
+/**
+ * can_change_pte_writable() (6.0+): when mprotect() adds write permission, a private PTE becomes
+ * writable at once only if it maps an exclusive anonymous page and no soft-dirty write fault is
+ * pending; shared mappings only for dirty PTEs (or shmem, which needs no write notification).
+ */
+function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
+  const pte = mm.pte[vpn];
+  if (!pte || pte.t !== 'page') return false;
+  if (vmaSoftDirtyEnabled(k, v) && !pte.softDirty) return false;
+  if (!vmaIsShared(v)) {
+    const f = folio(k, pte.folio);
+    return f.kind === 'anon' && f.exclusive[pte.off];
+  }
+  return pte.dirty || k.s.files[v.file]?.kind !== 'disk';
+}
+
+/**
+ * mprotect(): removing write permission write-protects every entry; adding it upgrades PTEs that
+ * can_change_pte_writable() allows. PMD leaves and hugetlb entries are not upgraded (the write fault
+ * will do it; see docs/model.md for the v6.2 PMD upgrade left out).
+ */
+export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: number): number {
+  if (addr % PAGE_SIZE) return -EINVAL;
+  const mm = p.mm;
+  const end = addr + align(len, PAGE_SIZE);
+  if (!fullyMapped(mm, addr, end)) return -ENOMEM;
+  const vmas = vmasIn(k, mm, addr, end);
+  if (typeof vmas === 'number') return vmas;
+  for (const v of vmas) {
+    if (prot & PROT_WRITE && !(v.flags & VM_MAYWRITE)) return -EINVAL;
+  }
+  for (const v of vmas) {
+    const hadWrite = (v.flags & VM_WRITE) !== 0;
+    v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(prot);
+    const wantWrite = (v.flags & VM_WRITE) !== 0;
+    for (let vpn = vpnOf(v.start); vpn < vpnOf(v.end); vpn++) {
+      const pte = mm.pte[vpn];
+      if (pte?.t === 'page') {
+        if (!wantWrite) pte.write = false;
+        else if (!hadWrite && canChangePteWritable(k, v, vpn, mm)) pte.write = true;
+      }
+    }
+    for (const key of Object.keys(mm.pmd)) {
+      const pv = Number(key);
+      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) mm.pmd[pv].write = false;
+    }
+    for (const key of Object.keys(mm.huge)) {
+      const hv = Number(key);
+      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) mm.huge[hv].write = false;
+    }
+  }
+  mergeVmas(mm);
+  emit(k, p.pid, 'mprotect', addr, `${len} bytes prot ${prot}`);
+  return 0;
+}
+
+/** Sets or clears VMA flags on a range (MADV_HUGEPAGE, MADV_DONTFORK, ...), then merges. */
+export function setVmaFlags(k: Ctx, p: Proc, addr: number, len: number, set: number, clear: number): number {
+  const mm = p.mm;
+  const end = addr + align(len, PAGE_SIZE);
+  if (!fullyMapped(mm, addr, end)) return -ENOMEM;
+  const vmas = vmasIn(k, mm, addr, end);
+  if (typeof vmas === 'number') return vmas;
+  for (const v of vmas) v.flags = (v.flags & ~clear) | set;
+  mergeVmas(mm);
+  return 0;
+}
+
+/** MADV_DONTNEED: zap the range; the next access faults in fresh memory. */
+export function madviseDontneed(k: Ctx, p: Proc, addr: number, len: number): number {
+  const mm = p.mm;
+  const end = addr + align(len, PAGE_SIZE);
+  if (!fullyMapped(mm, addr, end)) return -ENOMEM;
+  for (const v of mm.vmas) {
+    const s = Math.max(v.start, addr);
+    const e = Math.min(v.end, end);
+    if (s < e) zapRange(k, mm, v, s, e);
+  }
+  return 0;
+}
+
+/**
+ * mremap(old, len, len, MREMAP_MAYMOVE|MREMAP_FIXED, new): move the VMA part and its page-table
+ * entries unchanged (no COW event); a PMD leaf only partly moved was split with the VMA.
+ */
+export function mremapFixed(k: Ctx, p: Proc, oldAddr: number, len: number, newAddr: number): number {
+  const mm = p.mm;
+  if (oldAddr % PAGE_SIZE || newAddr % PAGE_SIZE || len <= 0) return -EINVAL;
+  len = align(len, PAGE_SIZE);
+  const src = vmasIn(k, mm, oldAddr, oldAddr + len);
+  if (typeof src === 'number') return src;
+  if (src.length !== 1 || src[0].start !== oldAddr || src[0].end !== oldAddr + len) return -EINVAL;
+  const v = src[0];
+  if (v.hugetlb) return -EINVAL;
+  // MREMAP_FIXED unmaps whatever is at the destination
+  const dst = vmasIn(k, mm, newAddr, newAddr + len);
+  if (typeof dst === 'number') return dst;
+  for (const d of dst) {
+    zapRange(k, mm, d, d.start, d.end);
+    mm.vmas.splice(mm.vmas.indexOf(d), 1);
+  }
+  const shift = vpnOf(newAddr) - vpnOf(oldAddr);
+  for (let vpn = vpnOf(oldAddr); vpn < vpnOf(oldAddr + len); vpn++) {
+    const pv = pmdVpnOf(vpn);
+    if (mm.pmd[pv]) {
+      const aligned = vpn === pv && shift % HPAGE_PMD_NR === 0 && vpn + HPAGE_PMD_NR <= vpnOf(oldAddr + len);
+      if (aligned) {
+        mm.pmd[pv + shift] = mm.pmd[pv];
+        delete mm.pmd[pv];
+        vpn += HPAGE_PMD_NR - 1;
+        continue;
+      }
+      splitHugePmd(k, mm, pv);
+    }
+    const pte = mm.pte[vpn];
+    if (pte) {
+      mm.pte[vpn + shift] = pte;
+      delete mm.pte[vpn];
+    }
+  }
+  mm.vmas.splice(mm.vmas.indexOf(v), 1);
+  insertVma(mm, { ...v, start: newAddr, end: newAddr + len });
+  mergeVmas(mm);
+  emit(k, p.pid, 'mremap', oldAddr, `-> ${newAddr.toString(16)}`);
+  return newAddr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// fork and exit
+
+/**
+ * copy_page_range() for one VMA (v6.2). Page tables are copied only if the VMA has an anon_vma
+ * (otherwise the child faults lazily). An exclusive anonymous page that may be pinned
+ * (MMF_HAS_PINNED and folio_maybe_dma_pinned) is copied for the child right away; any other
+ * anonymous page loses PG_anon_exclusive and is shared, write-protected in both processes.
+ */
+function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
+  const src = parent.mm;
+  const dst = child.mm;
+  const cow = isCowMapping(v.flags);
+  const maybePinned = (id: number) => src.hasPinned && folioMaybeDmaPinned(folio(k, id));
+  if (v.hugetlb) {
+    for (const key of Object.keys(src.huge)) {
+      const hv = Number(key);
+      if (hv * PAGE_SIZE < v.start || hv * PAGE_SIZE >= v.end) continue;
+      const leaf = src.huge[hv];
+      const f = folio(k, leaf.folio);
+      if (f.kind === 'anon' && f.exclusive[0] && maybePinned(f.id)) {
+        const pool = hugetlbPool(k, v.hugetlb);
+        if (pool.free - pool.resv <= 0) bug('fork: no huge page for the copy of a pinned page');
+        pool.free--;
+        const c = allocFolio(k, 'anon', 1, v.hugetlb, [f.data[0]]);
+        c.exclusive[0] = true;
+        mapEntire(k, c.id);
+        dst.huge[hv] = { folio: c.id, write: true, dirty: true };
+        emit(k, child.pid, 'fork: copy pinned hugetlb page', hv * PAGE_SIZE);
+        continue;
+      }
+      if (f.kind === 'anon') f.exclusive[0] = false;
+      mapEntire(k, f.id);
+      if (cow) leaf.write = false;
+      dst.huge[hv] = { ...leaf };
+    }
+    return;
+  }
+  for (let vpn = vpnOf(v.start); vpn < vpnOf(v.end); vpn++) {
+    const pv = pmdVpnOf(vpn);
+    const leaf = src.pmd[pv];
+    if (leaf && vpn === pv) {
+      if (leaf.t === 'hugezero') {
+        if (!dst.hugeZeroRef) {
+          dst.hugeZeroRef = true;
+          k.s.hugeZeroRefs++;
+        }
+        dst.pmd[pv] = { ...leaf };
+        vpn += HPAGE_PMD_NR - 1;
+        continue;
+      }
+      const f = folio(k, leaf.folio);
+      if (!(f.exclusive[0] && maybePinned(f.id))) {
+        f.exclusive[0] = false;
+        mapEntire(k, f.id);
+        if (cow) leaf.write = false;
+        dst.pmd[pv] = { ...leaf };
+        vpn += HPAGE_PMD_NR - 1;
+        continue;
+      }
+      // a maybe-pinned exclusive THP: split the parent's PMD, copy at PTE level (d042035eaf5f)
+      emit(k, parent.pid, 'fork: split pinned THP', pv * PAGE_SIZE);
+      splitHugePmd(k, src, pv);
+    }
+    const pte = src.pte[vpn];
+    if (!pte) continue;
+    if (pte.t === 'zero') {
+      dst.pte[vpn] = { ...pte };
+      continue;
+    }
+    if (pte.t === 'swap') {
+      k.s.swap[pte.slot].count++;
+      pte.exclusive = false;
+      dst.pte[vpn] = { ...pte };
+      continue;
+    }
+    const f = folio(k, pte.folio);
+    if (f.kind === 'anon' && f.exclusive[pte.off] && maybePinned(f.id)) {
+      // copy_present_page(): the child gets its own exclusive copy, the parent keeps the pinned page
+      const c = allocFolio(k, 'anon', 1, 0, [f.data[pte.off]]);
+      c.exclusive[0] = true;
+      mapPte(k, c.id, 0);
+      dst.pte[vpn] = { t: 'page', folio: c.id, off: 0, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: pte.softDirty };
+      emit(k, child.pid, 'fork: copy maybe-pinned page', vpn * PAGE_SIZE, `folio ${c.id}`);
+      continue;
+    }
+    if (f.kind === 'anon') f.exclusive[pte.off] = false;
+    mapPte(k, f.id, pte.off);
+    if (cow) pte.write = false;
+    dst.pte[vpn] = { ...pte, dirty: vmaIsShared(v) ? false : pte.dirty };
+  }
+}
+
+/** fork(): a new process with a copy of the address space; VM_DONTCOPY VMAs are left out. */
+export function fork(k: Ctx, parent: Proc): number {
+  const pid = k.s.nextId++;
+  const child: Proc = {
+    pid,
+    parent: parent.pid,
+    alive: true,
+    status: -1,
+    memlockLimit: parent.memlockLimit,
+    capIpcLock: parent.capIpcLock,
+    mm: {
+      vmas: [],
+      pte: {},
+      pmd: {},
+      huge: {},
+      hasPinned: false,
+      lockedVm: 0,
+      pinnedVm: 0,
+      hugeZeroRef: false,
+      mmapBase: parent.mm.mmapBase,
+    },
+  };
+  k.s.procs[pid] = child;
+  for (const v of parent.mm.vmas) {
+    if (v.flags & VM_DONTCOPY) continue;
+    child.mm.vmas.push({ ...v, resv: 0 });
+    if (v.anonVma) copyVma(k, parent, child, v);
+  }
+  emit(k, parent.pid, 'fork', undefined, `child ${pid}`);
+  return pid;
+}
+
+/** exit_mmap(): tear the whole address space down. */
+export function exitMm(k: Ctx, p: Proc): void {
+  const mm = p.mm;
+  for (const v of [...mm.vmas]) {
+    zapRange(k, mm, v, v.start, v.end);
+    if (v.resv) hugetlbPool(k, v.hugetlb).resv -= v.resv;
+  }
+  mm.vmas = [];
+  if (mm.hugeZeroRef) {
+    mm.hugeZeroRef = false;
+    putRef(k, -2, 1);
+  }
+}
+
+/**
+ * clear_refs "4" (CLEAR_REFS_SOFT_DIRTY): clears VM_SOFTDIRTY and write-protects every PTE and PMD,
+ * clearing its soft-dirty bit, so the next write faults. Without CONFIG_MEM_SOFT_DIRTY it does
+ * nothing.
+ */
+export function clearSoftDirty(k: Ctx, p: Proc): void {
+  if (!k.m.softDirty) return;
+  const mm = p.mm;
+  for (const v of mm.vmas) v.flags &= ~VM_SOFTDIRTY;
+  for (const pte of Object.values(mm.pte)) {
+    if (pte.t === 'page') pte.write = false;
+    pte.softDirty = false;
+  }
+  for (const leaf of Object.values(mm.pmd)) {
+    leaf.write = false;
+    leaf.softDirty = false;
+  }
+}
+
+export { vmaIsAnonymous };

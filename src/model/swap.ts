@@ -1,0 +1,121 @@
+/**
+ * Swap: reclaim of anonymous folios to swap (MADV_PAGEOUT -> shrink_folio_list -> try_to_unmap)
+ * and swap-in (do_swap_page, v6.2). Swap readahead is off (page-cluster 0) and the device is not
+ * SWP_SYNCHRONOUS_IO, so every swap-in goes through the swap cache.
+ */
+import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
+import {
+  type Ctx,
+  allocFolio,
+  bug,
+  emit,
+  folio,
+  folioMaybeDmaPinned,
+  folioMapcount,
+  mapPte,
+  pidOf,
+  putRef,
+} from './kernel.ts';
+import type { FaultResult } from './fault.ts';
+import type { Folio, Mm, Vma } from './types.ts';
+
+/** folio_free_swap(): drop the folio from the swap cache if no swap PTE still needs the slot. */
+export function freeSwapCache(k: Ctx, f: Folio): boolean {
+  if (f.swapSlot < 0) return false;
+  const slot = k.s.swap[f.swapSlot];
+  if (slot && slot.count > 0) return false;
+  delete k.s.swapcache[f.swapSlot];
+  delete k.s.swap[f.swapSlot];
+  f.swapSlot = -1;
+  putRef(k, f.id, f.nr);
+  return true;
+}
+
+/** swap_free() of one reference; frees the slot when nothing uses it any more. */
+export function swapPut(k: Ctx, slotId: number): void {
+  const slot = k.s.swap[slotId];
+  if (!slot) bug(`no swap slot ${slotId}`);
+  slot.count--;
+  if (slot.count > 0) return;
+  const cached = k.s.swapcache[slotId];
+  if (cached === undefined) delete k.s.swap[slotId];
+  else {
+    // free_swap_and_cache(): the cached folio is dropped once no PTE maps it
+    const f = folio(k, cached);
+    if (folioMapcount(f) === 0) freeSwapCache(k, f);
+  }
+}
+
+/**
+ * Reclaim one anonymous folio to swap. Refused when the folio has references other than its
+ * mappings (GUP references, pins: try_to_unmap cannot make a maybe-pinned page shared, and the
+ * refcount would not freeze). Each mapping becomes a swap PTE carrying the exclusive marker.
+ */
+export function reclaimFolio(k: Ctx, f: Folio): boolean {
+  if (!k.m.swap || f.kind !== 'anon' || f.hugetlb || f.swapSlot >= 0) return false;
+  if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
+  const base = k.s.nextSlot;
+  k.s.nextSlot += f.nr;
+  for (let i = 0; i < f.nr; i++) k.s.swap[base + i] = { count: 0, data: f.data[i] };
+  for (const p of Object.values(k.s.procs)) {
+    if (!p.alive) continue;
+    const mm = p.mm;
+    for (const key of Object.keys(mm.pmd)) {
+      const pv = Number(key);
+      if (mm.pmd[pv].folio === f.id) bug('reclaim of a PMD-mapped folio: split it first');
+    }
+    for (const key of Object.keys(mm.pte)) {
+      const vpn = Number(key);
+      const pte = mm.pte[vpn];
+      if (pte.t !== 'page' || pte.folio !== f.id) continue;
+      const slot = base + pte.off;
+      mm.pte[vpn] = { t: 'swap', slot, exclusive: f.exclusive[pte.off], softDirty: pte.softDirty };
+      k.s.swap[slot].count++;
+      f.mapcount[pte.off]--;
+      f.refcount--;
+      emit(k, p.pid, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
+    }
+  }
+  if (f.refcount !== 0) bug(`folio ${f.id} still referenced after reclaim`);
+  for (let i = 0; i < f.nr; i++) if (k.s.swap[base + i].count === 0) delete k.s.swap[base + i];
+  delete k.s.folios[f.id];
+  return true;
+}
+
+/**
+ * do_swap_page() (v6.2): find the page in the swap cache or read it in (into the swap cache).
+ * It is mapped exclusive if the swap PTE carried the exclusive marker, or if no other reference
+ * remains after a write fault freed the swap cache; exclusive + write fault maps it writable,
+ * otherwise it is mapped R/O and a write fault continues in do_wp_page.
+ */
+export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
+  const pte = mm.pte[vpn];
+  if (pte.t !== 'swap') bug('swapIn on a non-swap PTE');
+  const slotId = pte.slot;
+  const slot = k.s.swap[slotId];
+  if (!slot) bug(`swap PTE points to free slot ${slotId}`);
+  let id = k.s.swapcache[slotId];
+  if (id === undefined) {
+    const f = allocFolio(k, 'anon', 1, 0, [slot.data]);
+    f.swapSlot = slotId;
+    f.refcount = 1; // the swap cache's reference
+    k.s.swapcache[slotId] = f.id;
+    id = f.id;
+  }
+  const f = folio(k, id);
+  f.refcount++; // our reference from the look-up, becomes the mapping's
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  // swap_free(): this PTE no longer uses the slot
+  slot.count--;
+  // should_try_to_free_swap(): a write fault with nobody else holding the page frees the cache
+  if (slot.count === 0 && write && f.refcount === 2) freeSwapCache(k, f);
+  else if (slot.count === 0 && f.swapSlot < 0) delete k.s.swap[slotId];
+  const exclusive = pte.exclusive || f.refcount === 1;
+  f.refcount--; // mapPte takes it again
+  mapPte(k, f.id, 0);
+  if (exclusive) f.exclusive[0] = true;
+  const writable = exclusive && write && (vma.flags & VM_WRITE) !== 0;
+  mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: writable, dirty: writable, softDirty: pte.softDirty || writable };
+  emit(k, pidOf(k, mm), exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);
+  return 'ok';
+}

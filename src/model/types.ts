@@ -1,0 +1,218 @@
+/**
+ * The model state: plain, cloneable data. Everything a rule reads or writes is here; there are
+ * no hidden object graphs, no classes, no Maps. Records keyed by small integers iterate in
+ * ascending key order, which gives the canonical form (see state.ts) for free.
+ *
+ * Units: addresses and sizes are bytes; `vpn` is a virtual page number (address / 4096);
+ * a folio's "page" index is in 4 KiB pages except for hugetlb folios, whose single "unit" is the
+ * whole huge page (a hugetlb page is one page of its VMA, as in the kernel).
+ */
+
+/** A content token: every byte of a page (or hugetlb page) holds this value. */
+export type Token = number;
+
+/** Reserved folio ids for the two special pages (never freed, never in `folios`). */
+export const ZERO_FOLIO = -1;
+export const HUGE_ZERO_FOLIO = -2;
+
+export type FolioKind = 'anon' | 'file';
+
+/**
+ * struct folio, as much of it as COW and GUP decide on.
+ * - refcount: every mapping (one per PTE, one per PMD/hugetlb entry), the page cache and the swap
+ *   cache (one per 4 KiB page each), FOLL_GET references, and pins (GUP_PIN_COUNTING_BIAS per pin
+ *   on small folios, +1 per pinned page on large ones).
+ * - pincount: large folios only (folio_has_pincount): pinned 4 KiB pages.
+ * - mapcount[i]: PTE mappings of unit i; entireMapcount: PMD (THP) or hugetlb mappings of the whole.
+ * - exclusive[i]: PG_anon_exclusive of unit i (PMD-mapped THP and hugetlb use unit 0, the head).
+ */
+export interface Folio {
+  id: number;
+  kind: FolioKind;
+  /** 0 for 4 KiB and THP folios; the huge page size in bytes for hugetlb folios. */
+  hugetlb: number;
+  /** number of units (512 for a PMD THP, 1 for small and hugetlb folios) */
+  nr: number;
+  /** 4 KiB pages per unit (1, or hugetlb size / 4096) */
+  sub: number;
+  refcount: number;
+  pincount: number;
+  mapcount: number[];
+  entireMapcount: number;
+  exclusive: boolean[];
+  /** PG_swapcache: first swap slot of the folio, or -1 */
+  swapSlot: number;
+  /** page cache owner: file id, or -1 for anon folios */
+  file: number;
+  /** page index in the file (in units) of unit 0 */
+  index: number;
+  data: Token[];
+}
+
+/** A present PTE mapping a page of a folio. `off` is the unit index inside the folio. */
+export interface PagePte {
+  t: 'page';
+  folio: number;
+  off: number;
+  write: boolean;
+  dirty: boolean;
+  softDirty: boolean;
+}
+/** A special PTE mapping the shared zeropage (my_zero_pfn); never writable, never refcounted. */
+export interface ZeroPte {
+  t: 'zero';
+  softDirty: boolean;
+}
+/** A swap PTE; `exclusive` is the pte_swp_exclusive marker (5.19+). */
+export interface SwapPte {
+  t: 'swap';
+  slot: number;
+  exclusive: boolean;
+  softDirty: boolean;
+}
+export type Pte = PagePte | ZeroPte | SwapPte;
+
+/** A PMD leaf: a PMD-mapped THP, or the huge zeropage (never writable). */
+export interface PmdLeaf {
+  t: 'thp' | 'hugezero';
+  folio: number;
+  write: boolean;
+  dirty: boolean;
+  softDirty: boolean;
+}
+
+/** A hugetlb entry (huge PTE at PMD or PUD level): maps a whole hugetlb folio. */
+export interface HugeLeaf {
+  folio: number;
+  write: boolean;
+  dirty: boolean;
+}
+
+export interface Vma {
+  start: number;
+  end: number;
+  /** VM_* bits, see constants.ts */
+  flags: number;
+  /** file id, or -1 for anonymous memory */
+  file: number;
+  /** file offset of `start`, in bytes */
+  pgoff: number;
+  /** anon_vma present: the VMA has (or had) anonymous pages */
+  anonVma: boolean;
+  /** hugetlb page size in bytes, 0 when not hugetlb */
+  hugetlb: number;
+  /** hugetlb: huge pages still reserved for this private mapping (HPAGE_RESV_OWNER) */
+  resv: number;
+}
+
+export interface Mm {
+  vmas: Vma[];
+  /** PTEs keyed by vpn */
+  pte: Record<number, Pte>;
+  /** PMD leaves keyed by the vpn of the PMD's first page */
+  pmd: Record<number, PmdLeaf>;
+  /** hugetlb entries keyed by the vpn of the huge page's first 4 KiB page */
+  huge: Record<number, HugeLeaf>;
+  /** MMF_HAS_PINNED: set by the first FOLL_PIN on this mm, never cleared */
+  hasPinned: boolean;
+  /** mm->locked_vm in pages (VmLck; VFIO accounts here) */
+  lockedVm: number;
+  /** mm->pinned_vm in pages (VmPin; io_uring and RDMA account here) */
+  pinnedVm: number;
+  /** this mm holds a reference on the huge zero folio (mm_get_huge_zero_page) */
+  hugeZeroRef: boolean;
+  /** next address the deterministic mmap allocator hands out */
+  mmapBase: number;
+}
+
+export interface Proc {
+  pid: number;
+  parent: number;
+  alive: boolean;
+  /** exit status once dead, -1 while alive */
+  status: number;
+  mm: Mm;
+  /** RLIMIT_MEMLOCK in bytes */
+  memlockLimit: number;
+  /** CAP_IPC_LOCK */
+  capIpcLock: boolean;
+}
+
+export type FileKind = 'shmem' | 'disk' | 'hugetlbfs';
+
+export interface File {
+  id: number;
+  kind: FileKind;
+  /** hugetlb page size for hugetlbfs files, else 0 */
+  hugetlb: number;
+  size: number;
+  /** page cache: folio id per page index (units of 4 KiB, or of the huge page size) */
+  cache: Record<number, number>;
+  /** file data not in the page cache (written back and evicted; holes read as 0) */
+  disk: Record<number, Token>;
+}
+
+/** A run of consecutive 4 KiB pages of one folio, held by a pipe buffer or a pin. */
+export interface PageRun {
+  folio: number;
+  /** first 4 KiB page, counted from the folio's start */
+  first: number;
+  /** number of 4 KiB pages */
+  n: number;
+}
+
+export interface Pipe {
+  id: number;
+  /** page references from vmsplice (FOLL_GET), in order */
+  bufs: PageRun[];
+}
+
+export type PinUser = 'gup_test' | 'io_uring' | 'vfio' | 'odirect';
+
+/** A set of pages held by a pin user (FOLL_PIN), with what it accounted. */
+export interface PinSet {
+  id: number;
+  user: PinUser;
+  owner: number;
+  /** FOLL_* flags used */
+  flags: number;
+  runs: PageRun[];
+  /** pages accounted to mm->pinned_vm / locked_vm / the user (undone on unpin) */
+  accountedPinned: number;
+  accountedLocked: number;
+  accountedUser: number;
+}
+
+export interface SwapSlot {
+  /** swap count: swap PTEs referencing the slot (plus the swap cache while it holds the page) */
+  count: number;
+  data: Token;
+}
+
+export interface HugetlbPool {
+  size: number;
+  nr: number;
+  free: number;
+  resv: number;
+}
+
+export interface State {
+  folios: Record<number, Folio>;
+  procs: Record<number, Proc>;
+  files: Record<number, File>;
+  pipes: Record<number, Pipe>;
+  pins: Record<number, PinSet>;
+  swap: Record<number, SwapSlot>;
+  /** swap cache: slot -> folio id holding it */
+  swapcache: Record<number, number>;
+  hugetlb: HugetlbPool[];
+  /** refcount taken on the shared zeropage by pins (6.2: GUP_PIN_COUNTING_BIAS each) */
+  zeroPageRefs: number;
+  /** refcount of the huge zero folio: one per mm using it plus GUP references and pins */
+  hugeZeroRefs: number;
+  hugeZeroPins: number;
+  /** per-user locked memory in pages (io_uring's user->locked_vm) */
+  userLockedVm: number;
+  nextId: number;
+  nextSlot: number;
+}
