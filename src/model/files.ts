@@ -8,7 +8,7 @@ import type { File, FileKind, Folio, Token } from './types.ts';
 
 export function createFile(k: Ctx, kind: FileKind, hugetlb = 0): File {
   const id = k.s.nextId++;
-  const f: File = { id, kind, hugetlb, size: 0, cache: {}, disk: {} };
+  const f: File = { id, kind, hugetlb, size: 0, cache: {}, disk: [] };
   k.s.files[id] = f;
   return f;
 }
@@ -29,7 +29,7 @@ export function pageCacheFolio(k: Ctx, fileId: number, index: number): Folio | n
   const id = file.cache[index];
   if (id !== undefined) return folio(k, id);
   if (file.hugetlb) return null;
-  const f = allocFolio(k, 'file', 1, 0, [file.disk[index] ?? 0], file.id, index);
+  const f = allocFolio(k, 'file', 1, 0, [diskGet(file, index)], file.id, index);
   f.refcount = 1;
   file.cache[index] = f.id;
   return f;
@@ -60,33 +60,73 @@ export function fallocate(k: Ctx, fileId: number, len: number): number {
   return 0;
 }
 
+/** The on-disk token of 4 KiB page `page` (0 for holes). */
+export function diskGet(file: File, page: number): Token {
+  let at = 0;
+  for (const [t, n] of file.disk) {
+    if (page < at + n) return t;
+    at += n;
+  }
+  return 0;
+}
+
+/** Sets pages [page, page+n) on disk to token t, keeping the run-length list normalised. */
+export function diskSet(file: File, page: number, n: number, t: Token): void {
+  const res: Array<[Token, number]> = [];
+  const push = (tok: Token, m: number) => {
+    if (m <= 0) return;
+    const last = res[res.length - 1];
+    if (last && last[0] === tok) last[1] += m;
+    else res.push([tok, m]);
+  };
+  let at = 0;
+  for (const [tok, m] of file.disk) {
+    push(tok, Math.min(at + m, page) - at); // the part before the new range
+    at += m;
+  }
+  push(0, page - at); // a hole up to the new range
+  push(t, n);
+  at = 0;
+  for (const [tok, m] of file.disk) {
+    push(tok, at + m - Math.max(at, page + n)); // the part after it
+    at += m;
+  }
+  file.disk = res;
+}
+
 /** Reads file contents by 4 KiB page: the page cache if cached, else what is on disk. */
 export function fileToken(k: Ctx, file: File, page4k: number): Token {
   const per = pageUnit(file) / PAGE_SIZE;
   const index = Math.floor(page4k / per);
   const id = file.cache[index];
   if (id !== undefined) return folio(k, id).data[0];
-  return file.disk[index] ?? 0;
+  return diskGet(file, index);
 }
 
-/** Writes one 4 KiB page worth of a token into the file through the page cache. */
-export function writeFileToken(k: Ctx, file: File, page4k: number, t: Token): void {
+/**
+ * Writes n 4 KiB pages of token t at page4k: cached pages are updated in the page cache; for a
+ * disk file the rest goes straight to disk (written back), shmem allocates cache pages.
+ */
+export function writeFileRange(k: Ctx, file: File, page4k: number, n: number, t: Token): void {
   const per = pageUnit(file) / PAGE_SIZE;
-  const index = Math.floor(page4k / per);
-  let id = file.cache[index];
-  if (id === undefined) {
-    if (file.hugetlb) {
-      file.disk[index] = t;
-      return;
-    }
-    const f = allocFolio(k, 'file', 1, 0, [t], file.id, index);
-    f.refcount = 1;
-    file.cache[index] = f.id;
-    id = f.id;
+  for (const key of Object.keys(file.cache)) {
+    const index = Number(key);
+    if ((index + 1) * per > page4k && index * per < page4k + n) folio(k, file.cache[index]).data[0] = t;
   }
-  folio(k, id).data[0] = t;
-  const end = (page4k + 1) * PAGE_SIZE;
+  if (file.kind === 'shmem') {
+    for (let p = page4k; p < page4k + n; p++) {
+      if (file.cache[p] !== undefined) continue;
+      const f = allocFolio(k, 'file', 1, 0, [t], file.id, p);
+      f.refcount = 1;
+      file.cache[p] = f.id;
+    }
+  } else diskSet(file, Math.floor(page4k / per), Math.ceil(n / per), t);
+  const end = (page4k + n) * PAGE_SIZE;
   if (end > file.size) file.size = end;
+}
+
+export function writeFileToken(k: Ctx, file: File, page4k: number, t: Token): void {
+  writeFileRange(k, file, page4k, 1, t);
 }
 
 /** Drops a file and its page cache (last close of an unlinked file). */

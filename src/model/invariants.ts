@@ -124,8 +124,8 @@ export function checkInvariants(k: Ctx): void {
         x.pins += r.n;
       } else x.refs += pin ? r.n * GUP_PIN_COUNTING_BIAS : r.n;
       if (pin && f.kind === 'anon') {
-        for (let i = 0; i < r.n; i++) {
-          const unit = Math.floor((r.first + i) / f.sub);
+        const last = Math.floor((r.first + r.n - 1) / f.sub);
+        for (let unit = Math.floor(r.first / f.sub); unit <= last; unit++) {
           if (!f.exclusive[unit] && !f.exclusive[0]) bug(`pinned anon page ${f.id}/${unit} is not exclusive`);
         }
       }

@@ -14,7 +14,7 @@ import {
   FOLL_WRITE,
   PAGE_SIZE,
 } from './constants.ts';
-import { fileToken, writeFileToken } from './files.ts';
+import { fileToken, writeFileRange, writeFileToken } from './files.ts';
 import { gup, release } from './gup.ts';
 import { type Ctx, emit, findVma, folio, putRef, tokenAt } from './kernel.ts';
 import { HUGE_ZERO_FOLIO, type PageRun, type PinSet, type PinUser, type Proc, ZERO_FOLIO } from './types.ts';
@@ -231,7 +231,10 @@ export function ioUringWriteFixed(k: Ctx, buf: number, fileId: number, offset: n
   if (!ps || !file) return -EINVAL;
   const content = pinContent(k, buf);
   let page = offset / PAGE_SIZE;
-  for (const [t, n] of content) for (let i = 0; i < n; i++) writeFileToken(k, file, page++, t);
+  for (const [t, n] of content) {
+    writeFileRange(k, file, page, n, t);
+    page += n;
+  }
   return pinnedPages(ps.runs) * PAGE_SIZE;
 }
 
@@ -314,6 +317,18 @@ export function pread(k: Ctx, fileId: number, offset: number, len: number): Cont
   if (!file) return -EINVAL;
   const out: Content = [];
   const end = Math.min(offset + len, file.size);
+  if (file.kind === 'disk' && Object.keys(file.cache).length === 0 && offset % PAGE_SIZE === 0) {
+    // nothing cached: the run-length disk content directly
+    let at = 0;
+    const first = offset / PAGE_SIZE;
+    const last = Math.ceil(end / PAGE_SIZE);
+    for (const [t, n] of file.disk) {
+      pushContent(out, t, Math.min(at + n, last) - Math.max(at, first));
+      at += n;
+    }
+    pushContent(out, 0, last - Math.max(at, first));
+    return out;
+  }
   for (let a = offset; a < end; a += PAGE_SIZE) pushContent(out, fileToken(k, file, a / PAGE_SIZE), 1);
   return out;
 }

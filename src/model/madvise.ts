@@ -81,7 +81,8 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
         const f = folio(k, leaf.folio);
         if (folioMapcount(f) === 1 && f.refcount === 1) {
           splitHugePmd(k, mm, pv);
-          reclaimFolio(k, f);
+          const vpns = Array.from({ length: HPAGE_PMD_NR }, (_, i) => pv + i);
+          reclaimFolio(k, f, { pid: p.pid, mm, vpns });
         }
         vpn += HPAGE_PMD_NR;
         continue;
@@ -94,7 +95,7 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
       // "Do not interfere with other mappings of this page": page_mapcount(page) must be 1
       if (f.kind === 'anon' && pageMapcount(f, pte.off) === 1) {
         if (f.nr > 1) f = splitFolio(k, f, pte.off);
-        if (f && f.nr === 1) reclaimFolio(k, f);
+        if (f && f.nr === 1) reclaimFolio(k, f, { pid: p.pid, mm, vpns: [vpn] });
       }
     }
     vpn++;

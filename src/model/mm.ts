@@ -63,6 +63,16 @@ function getUnmappedArea(mm: Mm, len: number, alignTo: number): number {
   return addr;
 }
 
+/** The vpns in [lo, hi) that have an entry in `table`, ascending (tables are sparse). */
+export function keysIn(table: Record<number, unknown>, lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (const key in table) {
+    const n = Number(key);
+    if (n >= lo && n < hi) out.push(n);
+  }
+  return out;
+}
+
 function protFlags(prot: number): number {
   return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0);
 }
@@ -217,25 +227,20 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
     }
     return;
   }
-  for (let vpn = vpnOf(start); vpn < vpnOf(end); ) {
-    const pv = pmdVpnOf(vpn);
+  const lo = vpnOf(start);
+  const hi = vpnOf(end);
+  for (const pv of keysIn(mm.pmd, pmdVpnOf(lo), hi)) {
     const leaf = mm.pmd[pv];
-    if (leaf) {
-      if (vpn === pv && vpn + HPAGE_PMD_NR <= vpnOf(end)) {
-        delete mm.pmd[pv];
-        if (leaf.t === 'thp') unmapEntire(k, leaf.folio);
-        vpn += HPAGE_PMD_NR;
-        continue;
-      }
-      splitHugePmd(k, mm, pv);
-    }
+    if (pv >= lo && pv + HPAGE_PMD_NR <= hi) {
+      delete mm.pmd[pv];
+      if (leaf.t === 'thp') unmapEntire(k, leaf.folio);
+    } else splitHugePmd(k, mm, pv);
+  }
+  for (const vpn of keysIn(mm.pte, lo, hi)) {
     const pte = mm.pte[vpn];
-    if (pte) {
-      delete mm.pte[vpn];
-      if (pte.t === 'page') unmapPte(k, pte.folio, pte.off);
-      else if (pte.t === 'swap') swapPut(k, pte.slot);
-    }
-    vpn++;
+    delete mm.pte[vpn];
+    if (pte.t === 'page') unmapPte(k, pte.folio, pte.off);
+    else if (pte.t === 'swap') swapPut(k, pte.slot);
   }
 }
 
@@ -289,9 +294,9 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
     const hadWrite = (v.flags & VM_WRITE) !== 0;
     v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(prot);
     const wantWrite = (v.flags & VM_WRITE) !== 0;
-    for (let vpn = vpnOf(v.start); vpn < vpnOf(v.end); vpn++) {
+    for (const vpn of keysIn(mm.pte, vpnOf(v.start), vpnOf(v.end))) {
       const pte = mm.pte[vpn];
-      if (pte?.t === 'page') {
+      if (pte.t === 'page') {
         if (!wantWrite) pte.write = false;
         else if (!hadWrite && canChangePteWritable(k, v, vpn, mm)) pte.write = true;
       }
@@ -419,17 +424,15 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     }
     return;
   }
-  for (let vpn = vpnOf(v.start); vpn < vpnOf(v.end); vpn++) {
-    const pv = pmdVpnOf(vpn);
+  for (const pv of keysIn(src.pmd, vpnOf(v.start), vpnOf(v.end))) {
     const leaf = src.pmd[pv];
-    if (leaf && vpn === pv) {
+    {
       if (leaf.t === 'hugezero') {
         if (!dst.hugeZeroRef) {
           dst.hugeZeroRef = true;
           k.s.hugeZeroRefs++;
         }
         dst.pmd[pv] = { ...leaf };
-        vpn += HPAGE_PMD_NR - 1;
         continue;
       }
       const f = folio(k, leaf.folio);
@@ -438,15 +441,15 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
         mapEntire(k, f.id);
         if (cow) leaf.write = false;
         dst.pmd[pv] = { ...leaf };
-        vpn += HPAGE_PMD_NR - 1;
         continue;
       }
       // a maybe-pinned exclusive THP: split the parent's PMD, copy at PTE level (d042035eaf5f)
       emit(k, parent.pid, 'fork: split pinned THP', pv * PAGE_SIZE);
       splitHugePmd(k, src, pv);
     }
+  }
+  for (const vpn of keysIn(src.pte, vpnOf(v.start), vpnOf(v.end))) {
     const pte = src.pte[vpn];
-    if (!pte) continue;
     if (pte.t === 'zero') {
       dst.pte[vpn] = { ...pte };
       continue;

@@ -63,7 +63,7 @@ const cloneMm = (mm: Mm): Mm => ({
   huge: cloneRecord(mm.huge, (p) => ({ ...p })),
 });
 const cloneProc = (p: Proc): Proc => ({ ...p, mm: cloneMm(p.mm) });
-const cloneFile = (f: File): File => ({ ...f, cache: { ...f.cache }, disk: { ...f.disk } });
+const cloneFile = (f: File): File => ({ ...f, cache: { ...f.cache }, disk: f.disk.map((r) => [r[0], r[1]] as [number, number]) });
 const clonePipe = (p: Pipe): Pipe => ({ id: p.id, bufs: p.bufs.map((b) => ({ ...b })) });
 const clonePins = (p: PinSet): PinSet => ({ ...p, runs: p.runs.map((r) => ({ ...r })) });
 

@@ -51,32 +51,31 @@ export function swapPut(k: Ctx, slotId: number): void {
  * mappings (GUP references, pins: try_to_unmap cannot make a maybe-pinned page shared, and the
  * refcount would not freeze). Each mapping becomes a swap PTE carrying the exclusive marker.
  */
-export function reclaimFolio(k: Ctx, f: Folio): boolean {
+export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vpns: number[] }): boolean {
   if (!k.m.swap || f.kind !== 'anon' || f.hugetlb || f.swapSlot >= 0) return false;
   if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
   const base = k.s.nextSlot;
   k.s.nextSlot += f.nr;
   for (let i = 0; i < f.nr; i++) k.s.swap[base + i] = { count: 0, data: f.data[i] };
-  for (const p of Object.values(k.s.procs)) {
-    if (!p.alive) continue;
-    const mm = p.mm;
-    for (const key of Object.keys(mm.pmd)) {
-      const pv = Number(key);
-      if (mm.pmd[pv].folio === f.id) bug('reclaim of a PMD-mapped folio: split it first');
-    }
-    for (const key of Object.keys(mm.pte)) {
-      const vpn = Number(key);
+  // the rmap walk: every PTE mapping the folio (callers that know them say where they are)
+  const places = where
+    ? [where]
+    : Object.values(k.s.procs)
+        .filter((p) => p.alive)
+        .map((p) => ({ pid: p.pid, mm: p.mm, vpns: Object.keys(p.mm.pte).map(Number) }));
+  for (const { pid, mm, vpns } of places) {
+    for (const vpn of vpns) {
       const pte = mm.pte[vpn];
-      if (pte.t !== 'page' || pte.folio !== f.id) continue;
+      if (!pte || pte.t !== 'page' || pte.folio !== f.id) continue;
       const slot = base + pte.off;
       mm.pte[vpn] = { t: 'swap', slot, exclusive: f.exclusive[pte.off], softDirty: pte.softDirty };
       k.s.swap[slot].count++;
       f.mapcount[pte.off]--;
       f.refcount--;
-      emit(k, p.pid, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
+      emit(k, pid, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
     }
   }
-  if (f.refcount !== 0) bug(`folio ${f.id} still referenced after reclaim`);
+  if (f.refcount !== 0 || f.entireMapcount) bug(`folio ${f.id} still referenced after reclaim`);
   for (let i = 0; i < f.nr; i++) if (k.s.swap[base + i].count === 0) delete k.s.swap[base + i];
   delete k.s.folios[f.id];
   return true;

@@ -148,8 +148,9 @@ export interface File {
   size: number;
   /** page cache: folio id per page index (units of 4 KiB, or of the huge page size) */
   cache: Record<number, number>;
-  /** file data not in the page cache (written back and evicted; holes read as 0) */
-  disk: Record<number, Token>;
+  /** file data not in the page cache, run-length coded from page 0 as (token, 4 KiB pages);
+   *  holes and data past the last run read as 0 */
+  disk: Array<[Token, number]>;
 }
 
 /** A run of consecutive 4 KiB pages of one folio, held by a pipe buffer or a pin. */

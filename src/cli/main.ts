@@ -1,0 +1,134 @@
+/**
+ * The cowlab command line. Bad input gets one line naming the valid choices and exit status 2.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { SEED_MACHINE, type Machine } from '../model/machine.ts';
+import { PROFILES, findProfile, profileNames, missingRequirements, SWITCHES, type SwitchName } from '../model/profile.ts';
+import { runCow } from '../selftest/cow.ts';
+import { EDITIONS, findEdition } from '../selftest/editions.ts';
+
+class UsageError extends Error {}
+
+function usage(msg: string): never {
+  throw new UsageError(msg);
+}
+
+function parseBool(name: string, v: string): boolean {
+  if (v === 'on' || v === 'yes' || v === '1' || v === 'true') return true;
+  if (v === 'off' || v === 'no' || v === '0' || v === 'false') return false;
+  usage(`--machine ${name}=${v}: expected on or off`);
+}
+
+/** --machine key=value,...: the machine cow.c detects (defaults: the seed mail's machine). */
+export function parseMachine(spec: string[]): Machine {
+  const m: Machine = { ...SEED_MACHINE, hugetlb: SEED_MACHINE.hugetlb.map((h) => ({ ...h })) };
+  for (const item of spec.flatMap((s) => s.split(','))) {
+    if (!item) continue;
+    const eq = item.indexOf('=');
+    if (eq < 0) usage(`--machine ${item}: expected key=value (keys: thp, huge-zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
+    const key = item.slice(0, eq);
+    const v = item.slice(eq + 1);
+    switch (key) {
+      case 'thp':
+        m.thp = parseBool(key, v);
+        break;
+      case 'huge-zeropage':
+        m.hugeZeroPage = parseBool(key, v);
+        break;
+      case 'swap':
+        m.swap = parseBool(key, v);
+        break;
+      case 'liburing':
+        m.liburing = parseBool(key, v);
+        break;
+      case 'gup-test':
+        m.gupTest = parseBool(key, v);
+        break;
+      case 'soft-dirty':
+        m.softDirty = parseBool(key, v);
+        break;
+      case 'hugetlb': {
+        // hugetlb=2048kB:2+1048576kB:0 (size:pages, in readdir order), or hugetlb=none
+        m.hugetlb = [];
+        if (v === 'none') break;
+        for (const part of v.split('+')) {
+          const mt = /^(\d+)kB(?::(\d+))?$/.exec(part);
+          if (!mt) usage(`--machine hugetlb=${v}: expected SIZEkB:PAGES joined by '+', e.g. 2048kB:2+1048576kB:2, or none`);
+          m.hugetlb.push({ size: Number(mt[1]) * 1024, nr: mt[2] === undefined ? 2 : Number(mt[2]) });
+        }
+        break;
+      }
+      default:
+        usage(`--machine: unknown key '${key}' (valid: thp, huge-zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
+    }
+  }
+  return m;
+}
+
+export function main(argv: string[], out: (s: string) => void, err: (s: string) => void): number {
+  const program = new Command();
+  program
+    .name('cowlab')
+    .description('An executable model of Linux copy-on-write and page pinning (GUP)')
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: err, outputError: (s) => err(s) });
+  let code = 0;
+
+  program
+    .command('selftest')
+    .description("run the kernel's COW selftest (tools/testing/selftests/mm/cow.c) on the model and print its TAP")
+    .addOption(new Option('--kernel <profile>', `kernel profile (${profileNames().join(', ')})`).default('v6.2'))
+    .addOption(new Option('--suite <edition>', `cow.c edition (${EDITIONS.map((e) => e.name).join(', ')})`).default('seed'))
+    .option('--machine <key=value...>', 'machine cow.c runs on, e.g. swap=off,hugetlb=2048kB:2 (default: the seed mail\'s machine)', [])
+    .option('--set <switch=on|off...>', 'override profile switches (see `cowlab profiles`)', [])
+    .action((o: { kernel: string; suite: string; machine: string[]; set: string[] }) => {
+      const profile = findProfile(o.kernel);
+      if (!profile) usage(`unknown kernel profile '${o.kernel}' (valid: ${profileNames().join(', ')})`);
+      const edition = findEdition(o.suite);
+      if (!edition) usage(`unknown suite '${o.suite}' (valid: ${EDITIONS.map((e) => e.name).join(', ')})`);
+      const switches = { ...profile.switches };
+      for (const s of o.set.flatMap((x) => x.split(','))) {
+        const [name, v] = s.split('=');
+        if (!(name in SWITCHES)) usage(`--set: unknown switch '${name}' (valid: ${Object.keys(SWITCHES).join(', ')})`);
+        if (v !== 'on' && v !== 'off') usage(`--set ${s}: expected ${name}=on or ${name}=off`);
+        switches[name as SwitchName] = v === 'on';
+      }
+      const missing = missingRequirements(switches);
+      if (missing.length) usage(`inconsistent switches: ${missing.join('; ')}`);
+      const r = runCow({ ...profile, switches }, parseMachine(o.machine), edition);
+      out(r.tap);
+      code = r.exitCode;
+    });
+
+  program
+    .command('profiles')
+    .description('list the kernel profiles and their switches')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => {
+      if (o.json) {
+        out(`${JSON.stringify({ switches: SWITCHES, profiles: PROFILES }, null, 2)}\n`);
+        return;
+      }
+      for (const p of PROFILES) {
+        out(`${p.name}: ${p.summary}\n`);
+        for (const [name, on] of Object.entries(p.switches)) out(`  ${on ? 'on ' : 'off'} ${name}\n`);
+      }
+      out('\nswitches:\n');
+      for (const [name, d] of Object.entries(SWITCHES)) out(`  ${name} (since ${d.since}; ${d.commits.join(', ')})\n    ${d.summary}\n`);
+    });
+
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`cowlab: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2;
+    }
+    throw e;
+  }
+  return code;
+}
