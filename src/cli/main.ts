@@ -2,8 +2,8 @@
  * The cowlab command line. Bad input gets one line naming the valid choices and exit status 2.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { SEED_MACHINE, type Machine } from '../model/machine.ts';
-import { PROFILES, findProfile, profileNames, missingRequirements, SWITCHES, type SwitchName } from '../model/profile.ts';
+import { type Machine, SEED_MACHINE } from '../model/machine.ts';
+import { findProfile, missingRequirements, PROFILES, profileNames, SWITCHES, type SwitchName } from '../model/profile.ts';
 import { runCow } from '../selftest/cow.ts';
 import { EDITIONS, findEdition } from '../selftest/editions.ts';
 
@@ -79,7 +79,7 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
     .description("run the kernel's COW selftest (tools/testing/selftests/mm/cow.c) on the model and print its TAP")
     .addOption(new Option('--kernel <profile>', `kernel profile (${profileNames().join(', ')})`).default('v6.2'))
     .addOption(new Option('--suite <edition>', `cow.c edition (${EDITIONS.map((e) => e.name).join(', ')})`).default('seed'))
-    .option('--machine <key=value...>', 'machine cow.c runs on, e.g. swap=off,hugetlb=2048kB:2 (default: the seed mail\'s machine)', [])
+    .option('--machine <key=value...>', "machine cow.c runs on, e.g. swap=off,hugetlb=2048kB:2 (default: the seed mail's machine)", [])
     .option('--set <switch=on|off...>', 'override profile switches (see `cowlab profiles`)', [])
     .action((o: { kernel: string; suite: string; machine: string[]; set: string[] }) => {
       const profile = findProfile(o.kernel);

@@ -1,4 +1,8 @@
 import { main } from './main.ts';
 
-const code = main(process.argv.slice(2), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+const code = main(
+  process.argv.slice(2),
+  (s) => process.stdout.write(s),
+  (s) => process.stderr.write(s),
+);
 process.exitCode = code;

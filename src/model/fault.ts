@@ -13,15 +13,17 @@ import {
   VM_SOFTDIRTY,
   VM_WRITE,
 } from './constants.ts';
+import { pageCacheFolio } from './files.ts';
 import {
-  type Ctx,
   allocFolio,
   bug,
+  type Ctx,
   emit,
   folio,
+  folioMapcount,
   hasPteTable,
-  hugeVpnOf,
   hugetlbPool,
+  hugeVpnOf,
   isCowMapping,
   lookup,
   mapEntire,
@@ -36,9 +38,8 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
-import { HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, ZERO_FOLIO } from './types.ts';
-import { pageCacheFolio } from './files.ts';
 import { freeSwapCache, swapIn } from './swap.ts';
+import { HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, ZERO_FOLIO } from './types.ts';
 
 export type FaultResult = 'ok' | 'sigsegv' | 'sigbus' | 'oom';
 
@@ -328,7 +329,12 @@ function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): Fa
     dirty: !unshare,
     softDirty: unshare ? old.softDirty : true,
   };
-  if (old.t === 'page') unmapPte(k, old.folio, old.off);
+  if (old.t === 'page') {
+    unmapPte(k, old.folio, old.off);
+    // free_swap_cache(old_page) once it was copied
+    const of = k.s.folios[old.folio];
+    if (of && of.swapSlot >= 0 && folioMapcount(of) === 0) freeSwapCache(k, of);
+  }
   const from = old.t === 'zero' ? 'shared zeropage' : `folio ${old.folio}`;
   emit(k, pidOf(k, mm), unshare ? 'unshare: copy' : 'COW: copy', vpn * PAGE_SIZE, `${from} -> folio ${f.id}`);
   return 'ok';

@@ -3,7 +3,7 @@
  * MFD_HUGETLB (hugetlbfs). The page cache holds one reference per cached page.
  */
 import { EINVAL, ENOSPC, PAGE_SIZE } from './constants.ts';
-import { type Ctx, allocFolio, bug, folio, hugetlbPool } from './kernel.ts';
+import { allocFolio, bug, type Ctx, folio, hugetlbPool } from './kernel.ts';
 import type { File, FileKind, Folio, Token } from './types.ts';
 
 export function createFile(k: Ctx, kind: FileKind, hugetlb = 0): File {

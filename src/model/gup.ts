@@ -23,17 +23,7 @@ import {
   VM_WRITE,
 } from './constants.ts';
 import { handleMmFault, vmaSoftDirtyEnabled } from './fault.ts';
-import {
-  type Ctx,
-  bug,
-  emit,
-  findVma,
-  folio,
-  isCowMapping,
-  isLarge,
-  lookup,
-  pidOf,
-} from './kernel.ts';
+import { bug, type Ctx, emit, findVma, folio, isCowMapping, isLarge, lookup, pidOf } from './kernel.ts';
 import { HUGE_ZERO_FOLIO, type Mm, type PageRun, type Vma, ZERO_FOLIO } from './types.ts';
 
 /** Is the page an anonymous page, and is it exclusive? (special pages are never anonymous) */
@@ -95,11 +85,7 @@ function canFollowWrite(k: Ctx, vma: Vma, writable: boolean, id: number, off: nu
   return !(vmaSoftDirtyEnabled(k, vma) && !softDirty);
 }
 
-type Follow =
-  | { t: 'page'; folio: number; first: number; n: number }
-  | { t: 'fault' }
-  | { t: 'unshare' }
-  | { t: 'error'; errno: number };
+type Follow = { t: 'page'; folio: number; first: number; n: number } | { t: 'fault' } | { t: 'unshare' } | { t: 'error'; errno: number };
 
 /** follow_page_mask(): what the page tables give for addr, or why GUP must fault first. */
 function followPage(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number, remaining: number): Follow {

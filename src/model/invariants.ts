@@ -3,8 +3,8 @@
  * Each one is a fact the kernel relies on; a violation is a bug in a rule (ModelBug).
  */
 import { FOLL_PIN, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR } from './constants.ts';
-import { type Ctx, bug, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
-import { type State, ZERO_FOLIO, HUGE_ZERO_FOLIO } from './types.ts';
+import { bug, type Ctx, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
+import { HUGE_ZERO_FOLIO, type State, ZERO_FOLIO } from './types.ts';
 
 interface Expect {
   refs: number;
@@ -89,7 +89,8 @@ export function checkInvariants(k: Ctx): void {
       const x = e(leaf.folio);
       x.refs++;
       x.entire++;
-      if (leaf.write && !vmaIsShared(v) && f.kind === 'anon' && !f.exclusive[0]) bug(`pid ${p.pid}: writable hugetlb entry maps non-exclusive page`);
+      if (leaf.write && !vmaIsShared(v) && f.kind === 'anon' && !f.exclusive[0])
+        bug(`pid ${p.pid}: writable hugetlb entry maps non-exclusive page`);
     }
   }
   for (const file of Object.values(s.files)) for (const id of Object.values(file.cache)) e(id).refs += s.folios[id].nr;
@@ -142,7 +143,8 @@ export function checkInvariants(k: Ctx): void {
     if (f.entireMapcount !== x.entire) bug(`folio ${f.id}: entire mapcount ${f.entireMapcount}, expected ${x.entire}`);
     for (let i = 0; i < f.nr; i++) {
       if (f.mapcount[i] !== x.map[i]) bug(`folio ${f.id} unit ${i}: mapcount ${f.mapcount[i]}, expected ${x.map[i]}`);
-      if (f.kind === 'anon' && f.exclusive[i] && f.mapcount[i] + f.entireMapcount > 1) bug(`folio ${f.id} unit ${i}: exclusive but mapped ${f.mapcount[i] + f.entireMapcount} times`);
+      if (f.kind === 'anon' && f.exclusive[i] && f.mapcount[i] + f.entireMapcount > 1)
+        bug(`folio ${f.id} unit ${i}: exclusive but mapped ${f.mapcount[i] + f.entireMapcount} times`);
     }
     if (f.refcount === 0) bug(`folio ${f.id} has no references but was not freed`);
   }
@@ -159,7 +161,8 @@ export function checkInvariants(k: Ctx): void {
     if (pool.free + used !== pool.nr) bug(`hugetlb ${pool.size}: free ${pool.free} + used ${used} != ${pool.nr}`);
     let resv = 0;
     for (const p of Object.values(s.procs)) for (const v of p.mm.vmas) if (v.hugetlb === pool.size) resv += v.resv;
-    if (resv !== pool.resv || pool.resv > pool.free) bug(`hugetlb ${pool.size}: reservations ${pool.resv}, VMAs hold ${resv}, free ${pool.free}`);
+    if (resv !== pool.resv || pool.resv > pool.free)
+      bug(`hugetlb ${pool.size}: reservations ${pool.resv}, VMAs hold ${resv}, free ${pool.free}`);
   }
   let user = 0;
   for (const p of Object.values(s.procs)) {
@@ -170,7 +173,8 @@ export function checkInvariants(k: Ctx): void {
       pinned += ps.accountedPinned;
       locked += ps.accountedLocked;
     }
-    if (p.mm.pinnedVm !== pinned || p.mm.lockedVm !== locked) bug(`pid ${p.pid}: VmPin/VmLck ${p.mm.pinnedVm}/${p.mm.lockedVm}, pins account ${pinned}/${locked}`);
+    if (p.mm.pinnedVm !== pinned || p.mm.lockedVm !== locked)
+      bug(`pid ${p.pid}: VmPin/VmLck ${p.mm.pinnedVm}/${p.mm.lockedVm}, pins account ${pinned}/${locked}`);
   }
   for (const ps of Object.values(s.pins)) user += ps.accountedUser;
   if (user !== s.userLockedVm) bug(`user locked_vm ${s.userLockedVm}, pins account ${user}`);

@@ -3,17 +3,7 @@
  * io_uring fixed buffers, VFIO DMA mappings, O_DIRECT; plus pread/pwrite on files.
  */
 import { type Content, pushContent } from './access.ts';
-import {
-  EFAULT,
-  EINVAL,
-  ENOENT,
-  ENOMEM,
-  FOLL_GET,
-  FOLL_LONGTERM,
-  FOLL_PIN,
-  FOLL_WRITE,
-  PAGE_SIZE,
-} from './constants.ts';
+import { EFAULT, EINVAL, ENOENT, ENOMEM, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, PAGE_SIZE } from './constants.ts';
 import { fileToken, writeFileRange, writeFileToken } from './files.ts';
 import { gup, release } from './gup.ts';
 import { type Ctx, emit, findVma, folio, putRef, tokenAt } from './kernel.ts';
@@ -303,7 +293,8 @@ export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: 
           const f = folio(k, run.folio);
           f.data[Math.floor((run.first + i) / f.sub)] = fileToken(k, file, page);
         }
-      } else writeFileToken(k, file, page, tokenAt(k, run.folio, run.folio >= 0 ? Math.floor((run.first + i) / folio(k, run.folio).sub) : 0));
+      } else
+        writeFileToken(k, file, page, tokenAt(k, run.folio, run.folio >= 0 ? Math.floor((run.first + i) / folio(k, run.folio).sub) : 0));
     }
     release(k, run, flags, put(k));
   }

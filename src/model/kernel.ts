@@ -3,14 +3,7 @@
  * reference counting, VMA look-up, page-table access. Rules mutate the State they are handed; the
  * public entry points (index.ts) clone first, so from outside every step is a pure function.
  */
-import {
-  GUP_PIN_COUNTING_BIAS,
-  HPAGE_PMD_NR,
-  PAGE_SIZE,
-  VM_MAYSHARE,
-  VM_MAYWRITE,
-  VM_SHARED,
-} from './constants.ts';
+import { GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, VM_MAYSHARE, VM_MAYWRITE, VM_SHARED } from './constants.ts';
 import type { Machine } from './machine.ts';
 import type { Switches } from './profile.ts';
 import {
@@ -105,15 +98,7 @@ export function isLarge(f: Folio): boolean {
   return f.nr > 1 || f.hugetlb > 0;
 }
 
-export function allocFolio(
-  k: Ctx,
-  kind: FolioKind,
-  nr: number,
-  hugetlb: number,
-  data: Token[],
-  file = -1,
-  index = 0,
-): Folio {
+export function allocFolio(k: Ctx, kind: FolioKind, nr: number, hugetlb: number, data: Token[], file = -1, index = 0): Folio {
   const id = k.s.nextId++;
   const f: Folio = {
     id,

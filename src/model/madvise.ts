@@ -22,8 +22,8 @@ import {
 } from './constants.ts';
 import { splitHugePmd } from './fault.ts';
 import {
-  type Ctx,
   allocFolio,
+  type Ctx,
   emit,
   findVma,
   folio,

@@ -29,11 +29,12 @@ import {
 import { splitHugePmd, vmaSoftDirtyEnabled } from './fault.ts';
 import { createFile } from './files.ts';
 import {
-  type Ctx,
   allocFolio,
   bug,
+  type Ctx,
   emit,
   folio,
+  folioMapcount,
   folioMaybeDmaPinned,
   hugetlbPool,
   isCowMapping,
@@ -47,7 +48,7 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
-import { swapPut } from './swap.ts';
+import { freeSwapCache, swapPut } from './swap.ts';
 import type { Mm, Proc, Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
@@ -239,8 +240,12 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
   for (const vpn of keysIn(mm.pte, lo, hi)) {
     const pte = mm.pte[vpn];
     delete mm.pte[vpn];
-    if (pte.t === 'page') unmapPte(k, pte.folio, pte.off);
-    else if (pte.t === 'swap') swapPut(k, pte.slot);
+    if (pte.t === 'page') {
+      unmapPte(k, pte.folio, pte.off);
+      // free_swap_cache() from the TLB batch: an unmapped page nobody swaps in again leaves the cache
+      const f = k.s.folios[pte.folio];
+      if (f && f.swapSlot >= 0 && folioMapcount(f) === 0) freeSwapCache(k, f);
+    } else if (pte.t === 'swap') swapPut(k, pte.slot);
   }
 }
 

@@ -6,13 +6,13 @@
  */
 import { type Content, memset, readRange } from './access.ts';
 import { EINVAL, PAGE_SIZE } from './constants.ts';
-import { createFile, fallocate, dropFile } from './files.ts';
+import { createFile, dropFile, fallocate } from './files.ts';
 import { checkInvariants } from './invariants.ts';
 import * as io from './io.ts';
 import { type Ctx, type Event, findVma, lookup, proc, putRef } from './kernel.ts';
 import type { Machine } from './machine.ts';
 import { madvise } from './madvise.ts';
-import { type MmapArgs, clearSoftDirty, exitMm, fork, mmap, mprotect, mremapFixed, munmap } from './mm.ts';
+import { clearSoftDirty, exitMm, fork, type MmapArgs, mmap, mprotect, mremapFixed, munmap } from './mm.ts';
 import type { Profile } from './profile.ts';
 import { createState } from './state.ts';
 import type { State } from './types.ts';
@@ -183,12 +183,26 @@ export class Sim {
       if (pte.t === 'swap') return { ...none, swapped: true };
       if (pte.t === 'zero') return { ...none, present: true, folio: -1 };
       const f = this.k.s.folios[pte.folio];
-      return { present: true, swapped: false, folio: pte.folio, page: pte.off, exclusivelyMapped: f.mapcount[pte.off] + f.entireMapcount === 1, file: f.kind === 'file' };
+      return {
+        present: true,
+        swapped: false,
+        folio: pte.folio,
+        page: pte.off,
+        exclusivelyMapped: f.mapcount[pte.off] + f.entireMapcount === 1,
+        file: f.kind === 'file',
+      };
     }
     const page = vpn - e.vpn;
     if (e.level === 'pmd' && e.leaf.t === 'hugezero') return { ...none, present: true, folio: -2, page, file: true };
     const f = this.k.s.folios[e.leaf.folio];
     const unit = Math.floor(page / f.sub);
-    return { present: true, swapped: false, folio: f.id, page, exclusivelyMapped: f.mapcount[unit] + f.entireMapcount === 1, file: f.kind === 'file' };
+    return {
+      present: true,
+      swapped: false,
+      folio: f.id,
+      page,
+      exclusivelyMapped: f.mapcount[unit] + f.entireMapcount === 1,
+      file: f.kind === 'file',
+    };
   }
 }

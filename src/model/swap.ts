@@ -4,19 +4,8 @@
  * SWP_SYNCHRONOUS_IO, so every swap-in goes through the swap cache.
  */
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
-import {
-  type Ctx,
-  allocFolio,
-  bug,
-  emit,
-  folio,
-  folioMaybeDmaPinned,
-  folioMapcount,
-  mapPte,
-  pidOf,
-  putRef,
-} from './kernel.ts';
 import type { FaultResult } from './fault.ts';
+import { allocFolio, bug, type Ctx, emit, folio, folioMapcount, folioMaybeDmaPinned, mapPte, pidOf, putRef } from './kernel.ts';
 import type { Folio, Mm, Vma } from './types.ts';
 
 /** folio_free_swap(): drop the folio from the swap cache if no swap PTE still needs the slot. */

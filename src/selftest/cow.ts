@@ -255,7 +255,8 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
       failMsg('mprotect() failed');
       return;
     }
-    const collapseFailed = (r: number) => skip(ed.resultIsName ? `MADV_COLLAPSE failed: ${ERRNO_TEXT[-r]} (${-r})` : `MADV_COLLAPSE failed: ${ERRNO_TEXT[-r]}`);
+    const collapseFailed = (r: number) =>
+      skip(ed.resultIsName ? `MADV_COLLAPSE failed: ${ERRNO_TEXT[-r]} (${-r})` : `MADV_COLLAPSE failed: ${ERRNO_TEXT[-r]}`);
     if (test === 'unshared') {
       const r = sim.madvise(PARENT, mem, size, MADV_COLLAPSE);
       if (r) return collapseFailed(r);
@@ -287,10 +288,16 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
     { desc: 'Basic COW after fork()', fn: (m, s) => doTestCowInParent(m, s, false, false, false) },
   ];
   if (ed.mprotectCases)
-    anonCases.push({ desc: 'Basic COW after fork() with mprotect() optimization', fn: (m, s) => doTestCowInParent(m, s, true, false, false) });
+    anonCases.push({
+      desc: 'Basic COW after fork() with mprotect() optimization',
+      fn: (m, s) => doTestCowInParent(m, s, true, false, false),
+    });
   anonCases.push({ desc: 'vmsplice() + unmap in child', fn: (m, s, h) => doTestCowInParent(m, s, false, true, h) });
   if (ed.mprotectCases)
-    anonCases.push({ desc: 'vmsplice() + unmap in child with mprotect() optimization', fn: (m, s, h) => doTestCowInParent(m, s, true, true, h) });
+    anonCases.push({
+      desc: 'vmsplice() + unmap in child with mprotect() optimization',
+      fn: (m, s, h) => doTestCowInParent(m, s, true, true, h),
+    });
   anonCases.push(
     { desc: 'vmsplice() before fork(), unmap in parent after fork()', fn: (m, s, h) => doTestVmspliceInParent(m, s, true, h) },
     { desc: 'vmsplice() + unmap in parent after fork()', fn: (m, s, h) => doTestVmspliceInParent(m, s, false, h) },
@@ -433,8 +440,7 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
     runWithBasePage(c.fn, c.desc, true);
     for (const S of thpSizes) {
       const variants: Array<[string, ThpRun]> = [];
-      if (S === pmdsize)
-        variants.push([`with THP${sz(S)}`, 'pmd'], [`with swapped-out THP${sz(S)}`, 'pmd-swap']);
+      if (S === pmdsize) variants.push([`with THP${sz(S)}`, 'pmd'], [`with swapped-out THP${sz(S)}`, 'pmd-swap']);
       variants.push(
         [`with PTE-mapped THP${sz(S)}`, 'pte'],
         [`with swapped-out, PTE-mapped THP${sz(S)}`, 'pte-swap'],

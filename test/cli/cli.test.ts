@@ -6,7 +6,11 @@ import { main } from '../../src/cli/main.ts';
 function cli(args: string[]) {
   let out = '';
   let err = '';
-  const code = main(args, (s) => (out += s), (s) => (err += s));
+  const code = main(
+    args,
+    (s) => (out += s),
+    (s) => (err += s),
+  );
   return { code, out, err };
 }
 
@@ -31,7 +35,15 @@ test('bad input: one clear line naming the valid choices, exit 2', () => {
 });
 
 test('switch overrides build a profile: v6.1 plus the seed passes the seed cases', () => {
-  const r = cli(['selftest', '--kernel', 'v6.1', '--set', 'unshare-fault-noanon=on,gup-unshare-noanon=on', '--machine', 'hugetlb=2048kB:2']);
+  const r = cli([
+    'selftest',
+    '--kernel',
+    'v6.1',
+    '--set',
+    'unshare-fault-noanon=on,gup-unshare-noanon=on',
+    '--machine',
+    'hugetlb=2048kB:2',
+  ]);
   assert.match(r.out, /ok \d+ Longterm R\/O pin is reliable/);
   assert.doesNotMatch(r.out, /not ok \d+ Longterm R\/O pin/);
 });
@@ -40,7 +52,10 @@ test('profiles lists switches with commits; --json parses', () => {
   const r = cli(['profiles', '--json']);
   const j = JSON.parse(r.out);
   assert.ok(j.switches['gup-unshare-noanon'].commits[0].startsWith('84209e87c696'));
-  assert.deepEqual(j.profiles.map((p: { name: string }) => p.name), ['v6.1', 'v6.2']);
+  assert.deepEqual(
+    j.profiles.map((p: { name: string }) => p.name),
+    ['v6.1', 'v6.2'],
+  );
 });
 
 test('the installed command runs and reports bad input without a stack trace', () => {

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { SEED_MACHINE, type Machine } from '../../src/model/machine.ts';
+import { type Machine, SEED_MACHINE } from '../../src/model/machine.ts';
 import { findProfile } from '../../src/model/profile.ts';
 import { runCow } from '../../src/selftest/cow.ts';
 import { findEdition } from '../../src/selftest/editions.ts';
 
 const golden = (name: string) => new URL(`../golden/${name}`, import.meta.url);
-const run = (kernel: string, suite: string, machine: Machine = SEED_MACHINE) =>
-  runCow(findProfile(kernel)!, machine, findEdition(suite)!);
+const run = (kernel: string, suite: string, machine: Machine = SEED_MACHINE) => runCow(findProfile(kernel)!, machine, findEdition(suite)!);
 
 // The 24 lines the seed mail quotes, in order.
 const SEED_MAIL_LINES = [
@@ -62,7 +61,10 @@ test('plan and skips follow the machine', () => {
   const noUring = run('v6.2', 'seed', { ...SEED_MACHINE, liburing: false });
   assert.match(noUring.tap, /^1\.\.138$/m);
   const noSwap = run('v6.2', 'seed', { ...SEED_MACHINE, swap: false });
-  assert.match(noSwap.tap, /# \[RUN\] Basic COW after fork\(\) \.\.\. with swapped out base page\nok 2 # SKIP MADV_PAGEOUT did not work, is swap enabled\?/);
+  assert.match(
+    noSwap.tap,
+    /# \[RUN\] Basic COW after fork\(\) \.\.\. with swapped out base page\nok 2 # SKIP MADV_PAGEOUT did not work, is swap enabled\?/,
+  );
   assert.equal(noSwap.counts.skip, 12 * 4);
   const noGup = run('v6.2', 'latest', { ...SEED_MACHINE, gupTest: false });
   assert.match(noGup.tap, /# gup_test not available\nok \d+ # SKIP R\/O GUP pin on R\/O-mapped shared page \.\.\. with base page/);
