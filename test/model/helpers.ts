@@ -1,15 +1,15 @@
 /** Shared helpers for the model unit tests (not a test file itself). */
 import {
+  MADV_HUGEPAGE,
   MAP_ANONYMOUS,
   MAP_HUGETLB,
   MAP_PRIVATE,
-  MADV_HUGEPAGE,
   PAGE_SIZE,
   PMD_SIZE,
   PROT_READ,
   PROT_WRITE,
 } from '../../src/model/constants.ts';
-import { SEED_MACHINE, type Machine } from '../../src/model/machine.ts';
+import { type Machine, SEED_MACHINE } from '../../src/model/machine.ts';
 import { findProfile, type Profile } from '../../src/model/profile.ts';
 import { Sim } from '../../src/model/sim.ts';
 import type { PagePte, PinSet, PmdLeaf, Pte } from '../../src/model/types.ts';
@@ -55,7 +55,7 @@ export function pte(sim: Sim, pid: number, addr: number): Pte | undefined {
 /** The PTE at addr, which must map a page. */
 export function pagePte(sim: Sim, pid: number, addr: number): PagePte {
   const p = pte(sim, pid, addr);
-  if (!p || p.t !== 'page') throw new Error(`no page PTE at ${addr.toString(16)} in pid ${pid}: ${JSON.stringify(p)}`);
+  if (p?.t !== 'page') throw new Error(`no page PTE at ${addr.toString(16)} in pid ${pid}: ${JSON.stringify(p)}`);
   return p;
 }
 

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
+import { SEED_MACHINE } from '../../src/model/machine.ts';
+import { canonicalJson, cloneState, createState, hashState } from '../../src/model/state.ts';
+import { anon, mkSim, thpArea } from './helpers.ts';
+
+function build(token = 1) {
+  const sim = mkSim('v6.2');
+  const a = anon(sim, 4 * PAGE_SIZE);
+  sim.memset(1, a, token, 4 * PAGE_SIZE);
+  sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+  const fd = sim.tmpfile();
+  sim.pwrite(fd, 0, 2 * PAGE_SIZE, 4);
+  const pipe = sim.pipe();
+  sim.vmsplice(1, pipe, a + PAGE_SIZE, PAGE_SIZE);
+  sim.gupTestStart(1, a + 2 * PAGE_SIZE, PAGE_SIZE, false, false);
+  const t = thpArea(sim);
+  sim.memset(1, t, 2, PMD_SIZE);
+  sim.fork(1);
+  return { sim, a, t };
+}
+
+test('cloneState gives an equal state with an equal hash', () => {
+  const { sim } = build();
+  const c = cloneState(sim.state);
+  assert.deepEqual(c, sim.state);
+  assert.equal(hashState(c), hashState(sim.state));
+  assert.equal(canonicalJson(c), canonicalJson(sim.state));
+});
+
+test('cloneState is a deep copy: mutating the clone leaves the original and its hash alone', () => {
+  const { sim, a, t } = build();
+  const h = hashState(sim.state);
+  const json = canonicalJson(sim.state);
+  const mutations: Array<(s: ReturnType<typeof cloneState>) => void> = [
+    (s) => {
+      s.folios[Number(Object.keys(s.folios)[0])].data[0] = 99;
+    },
+    (s) => {
+      s.folios[Number(Object.keys(s.folios)[0])].mapcount[0] = 7;
+    },
+    (s) => {
+      s.folios[Number(Object.keys(s.folios)[0])].exclusive[0] = !s.folios[Number(Object.keys(s.folios)[0])].exclusive[0];
+    },
+    (s) => {
+      const p = s.procs[1].mm.pte[a / PAGE_SIZE + 1];
+      if (p.t === 'page') p.write = !p.write;
+    },
+    (s) => {
+      s.procs[1].mm.pmd[t / PAGE_SIZE].dirty = !s.procs[1].mm.pmd[t / PAGE_SIZE].dirty;
+    },
+    (s) => {
+      s.procs[1].mm.vmas[0].flags ^= 1;
+    },
+    (s) => {
+      Object.values(s.files)[0].disk[0][0] = 77;
+    },
+    (s) => {
+      Object.values(s.pipes)[0].bufs[0].n = 5;
+    },
+    (s) => {
+      Object.values(s.pins)[0].runs[0].n = 5;
+    },
+    (s) => {
+      Object.values(s.swap)[0].data = 55;
+    },
+    (s) => {
+      s.hugetlb[0].free = 0;
+    },
+  ];
+  for (const [i, m] of mutations.entries()) {
+    const c = cloneState(sim.state);
+    m(c);
+    assert.notEqual(hashState(c), h, `mutation ${i} should change the clone's hash`);
+    assert.equal(hashState(sim.state), h, `mutation ${i} leaked into the original`);
+    assert.equal(canonicalJson(sim.state), json, `mutation ${i} leaked into the original`);
+  }
+});
+
+test('different states hash differently; equal histories hash equal', () => {
+  assert.equal(hashState(build(1).sim.state), hashState(build(1).sim.state));
+  assert.notEqual(hashState(build(1).sim.state), hashState(build(2).sim.state));
+  const sim = mkSim('v6.2');
+  const before = hashState(sim.state);
+  const a = anon(sim, PAGE_SIZE);
+  const mapped = hashState(sim.state);
+  assert.notEqual(mapped, before);
+  sim.read(1, a, PAGE_SIZE);
+  assert.notEqual(hashState(sim.state), mapped);
+  assert.equal(hashState(createState(SEED_MACHINE)), before);
+  assert.match(before, /^[0-9a-f]{16}$/);
+});
