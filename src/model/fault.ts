@@ -392,7 +392,8 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
 function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultResult {
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   const pid = pidOf(k, mm);
-  if (!unshare && !(vma.flags & VM_WRITE)) return 'sigsegv'; // no FOLL_FORCE-style R/O writes
+  // f347454d0341: no FOLL_FORCE-style writes into R/O hugetlb mappings (before, the page was mapped writable)
+  if (k.sw['hugetlb-no-force-write'] && !unshare && !(vma.flags & VM_WRITE)) return 'sigsegv';
   const leaf = mm.huge[hv];
   if (vmaIsShared(vma)) {
     leaf.write = true;
