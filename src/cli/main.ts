@@ -19,6 +19,16 @@ function parseBool(name: string, v: string): boolean {
   usage(`--machine ${name}=${v}: expected on or off`);
 }
 
+/** The on/off keys of --machine and the Machine field each sets. */
+const BOOL_KEYS: Record<string, 'thp' | 'hugeZeroPage' | 'swap' | 'liburing' | 'gupTest' | 'softDirty'> = {
+  thp: 'thp',
+  'huge-zeropage': 'hugeZeroPage',
+  swap: 'swap',
+  liburing: 'liburing',
+  'gup-test': 'gupTest',
+  'soft-dirty': 'softDirty',
+};
+
 /** --machine key=value,...: the machine cow.c detects (defaults: the seed mail's machine). */
 export function parseMachine(spec: string[]): Machine {
   const m: Machine = { ...SEED_MACHINE, hugetlb: SEED_MACHINE.hugetlb.map((h) => ({ ...h })) };
@@ -28,25 +38,11 @@ export function parseMachine(spec: string[]): Machine {
     if (eq < 0) usage(`--machine ${item}: expected key=value (keys: thp, huge-zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
     const key = item.slice(0, eq);
     const v = item.slice(eq + 1);
+    if (Object.hasOwn(BOOL_KEYS, key)) {
+      m[BOOL_KEYS[key]] = parseBool(key, v);
+      continue;
+    }
     switch (key) {
-      case 'thp':
-        m.thp = parseBool(key, v);
-        break;
-      case 'huge-zeropage':
-        m.hugeZeroPage = parseBool(key, v);
-        break;
-      case 'swap':
-        m.swap = parseBool(key, v);
-        break;
-      case 'liburing':
-        m.liburing = parseBool(key, v);
-        break;
-      case 'gup-test':
-        m.gupTest = parseBool(key, v);
-        break;
-      case 'soft-dirty':
-        m.softDirty = parseBool(key, v);
-        break;
       case 'hugetlb': {
         // hugetlb=2048kB:2+1048576kB:0 (size:pages, in readdir order), or hugetlb=none
         m.hugetlb = [];

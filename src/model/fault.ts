@@ -18,18 +18,16 @@ import {
   allocFolio,
   bug,
   type Ctx,
-  emit,
+  emitMm,
   folio,
   folioMapcount,
   hasPteTable,
   hugetlbPool,
   hugeVpnOf,
   isCowMapping,
-  lookup,
   mapEntire,
   mapPte,
   pageMapcount,
-  pidOf,
   pmdVpnOf,
   tokenAt,
   unmapEntire,
@@ -39,7 +37,7 @@ import {
   vpnOf,
 } from './kernel.ts';
 import { freeSwapCache, swapIn } from './swap.ts';
-import { HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, ZERO_FOLIO } from './types.ts';
+import { HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma } from './types.ts';
 
 export type FaultResult = 'ok' | 'sigsegv' | 'sigbus' | 'oom';
 
@@ -96,7 +94,6 @@ export function thpEligible(k: Ctx, vma: Vma, pv: number): boolean {
  * else allocates a zeroed PMD THP mapped exclusive, writable if VM_WRITE.
  */
 function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): FaultResult {
-  const pid = pidOf(k, mm);
   vma.anonVma = true;
   if (!(flags & FAULT_FLAG_WRITE) && k.m.hugeZeroPage) {
     if (!mm.hugeZeroRef) {
@@ -104,7 +101,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
       k.s.hugeZeroRefs++;
     }
     mm.pmd[pv] = { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: true };
-    emit(k, pid, 'map huge zeropage', pv * PAGE_SIZE);
+    emitMm(k, mm, 'map huge zeropage', pv * PAGE_SIZE);
     return 'ok';
   }
   const f = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, new Array(HPAGE_PMD_NR).fill(0));
@@ -112,7 +109,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
   mapEntire(k, f.id);
   const write = (vma.flags & VM_WRITE) !== 0;
   mm.pmd[pv] = { t: 'thp', folio: f.id, write, dirty: true, softDirty: true };
-  emit(k, pid, 'new THP', pv * PAGE_SIZE, `folio ${f.id}`);
+  emitMm(k, mm, 'new THP', pv * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
 
@@ -124,7 +121,7 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
   const leaf = mm.pmd[pv];
   if (!leaf) return;
   delete mm.pmd[pv];
-  emit(k, pidOf(k, mm), 'split PMD', pv * PAGE_SIZE);
+  emitMm(k, mm, 'split PMD', pv * PAGE_SIZE);
   if (leaf.t === 'hugezero') {
     for (let i = 0; i < HPAGE_PMD_NR; i++) mm.pte[pv + i] = { t: 'zero', softDirty: leaf.softDirty };
     return;
@@ -155,7 +152,6 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
 function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' | 'fallback' {
   const leaf = mm.pmd[pv];
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
-  const pid = pidOf(k, mm);
   if (leaf.t === 'hugezero') {
     splitHugePmd(k, mm, pv);
     return 'fallback';
@@ -177,13 +173,13 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     return 'fallback';
   }
   if (unshare) {
-    emit(k, pid, 'unshare: THP already exclusive', pv * PAGE_SIZE);
+    emitMm(k, mm, 'unshare: THP already exclusive', pv * PAGE_SIZE);
     return 'done';
   }
   leaf.dirty = true;
   leaf.softDirty = true;
   if (vma.flags & VM_WRITE) leaf.write = true;
-  emit(k, pid, 'reuse THP', pv * PAGE_SIZE);
+  emitMm(k, mm, 'reuse THP', pv * PAGE_SIZE);
   return 'done';
 }
 
@@ -208,10 +204,9 @@ function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): 
  * zeropage; a write fault allocates a zeroed exclusive page.
  */
 function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  const pid = pidOf(k, mm);
   if (!(flags & FAULT_FLAG_WRITE)) {
     mm.pte[vpn] = { t: 'zero', softDirty: true };
-    emit(k, pid, 'map shared zeropage', vpn * PAGE_SIZE);
+    emitMm(k, mm, 'map shared zeropage', vpn * PAGE_SIZE);
     return 'ok';
   }
   vma.anonVma = true;
@@ -219,7 +214,7 @@ function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): 
   f.exclusive[0] = true;
   mapPte(k, f.id, 0);
   mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
-  emit(k, pid, 'new anon page', vpn * PAGE_SIZE, `folio ${f.id}`);
+  emitMm(k, mm, 'new anon page', vpn * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
 
@@ -229,7 +224,6 @@ function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): 
  * do_cow_fault (an exclusive anonymous copy), in a shared mapping do_shared_fault.
  */
 function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  const pid = pidOf(k, mm);
   const index = vma.pgoff / PAGE_SIZE + (vpn - vma.start / PAGE_SIZE);
   const cache = pageCacheFolio(k, vma.file, index);
   if (!cache) return 'sigbus'; // beyond EOF
@@ -240,13 +234,13 @@ function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRes
     f.exclusive[0] = true;
     mapPte(k, f.id, 0);
     mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
-    emit(k, pid, 'COW of page-cache page (do_cow_fault)', vpn * PAGE_SIZE, `folio ${f.id}`);
+    emitMm(k, mm, 'COW of page-cache page (do_cow_fault)', vpn * PAGE_SIZE, `folio ${f.id}`);
     return 'ok';
   }
   mapPte(k, cache.id, 0);
   const writable = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0 && (write || !needsWriteNotify(k, vma));
   mm.pte[vpn] = { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: true };
-  emit(k, pid, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
+  emitMm(k, mm, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
   return 'ok';
 }
 
@@ -278,7 +272,6 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
   const pte = mm.pte[vpn];
   if (pte.t === 'swap') bug('do_wp_page on a swap PTE');
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
-  const pid = pidOf(k, mm);
   const addr = vpn * PAGE_SIZE;
   if (vmaIsShared(vma)) {
     if (pte.t === 'page') {
@@ -286,24 +279,24 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
       pte.dirty = true;
       pte.softDirty = true;
     }
-    emit(k, pid, 'make shared page writable', addr);
+    emitMm(k, mm, 'make shared page writable', addr);
     return 'ok';
   }
   if (pte.t === 'page' && folio(k, pte.folio).kind === 'anon') {
     if (wpCanReuseAnon(k, pte)) {
       if (unshare) {
-        emit(k, pid, 'unshare: reuse exclusive anon page', addr);
+        emitMm(k, mm, 'unshare: reuse exclusive anon page', addr);
         return 'ok';
       }
       pte.dirty = true;
       pte.softDirty = true;
       if (vma.flags & VM_WRITE) pte.write = true;
-      emit(k, pid, 'reuse anon page', addr, `folio ${pte.folio}`);
+      emitMm(k, mm, 'reuse anon page', addr, `folio ${pte.folio}`);
       return 'ok';
     }
   } else if (unshare && !k.sw['unshare-fault-noanon']) {
     // before 8d6a0ac09a16: "No anonymous page -> nothing to do"
-    emit(k, pid, 'unshare: not anonymous, nothing to do', addr);
+    emitMm(k, mm, 'unshare: not anonymous, nothing to do', addr);
     return 'ok';
   }
   return wpPageCopy(k, mm, vma, vpn, unshare);
@@ -336,7 +329,7 @@ function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): Fa
     if (of && of.swapSlot >= 0 && folioMapcount(of) === 0) freeSwapCache(k, of);
   }
   const from = old.t === 'zero' ? 'shared zeropage' : `folio ${old.folio}`;
-  emit(k, pidOf(k, mm), unshare ? 'unshare: copy' : 'COW: copy', vpn * PAGE_SIZE, `${from} -> folio ${f.id}`);
+  emitMm(k, mm, unshare ? 'unshare: copy' : 'COW: copy', vpn * PAGE_SIZE, `${from} -> folio ${f.id}`);
   return 'ok';
 }
 
@@ -351,7 +344,6 @@ function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): Fa
 function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
   const hv = hugeVpnOf(vpnOf(addr), vma.hugetlb);
   const leaf = mm.huge[hv];
-  const pid = pidOf(k, mm);
   if (!leaf) {
     const index = (vma.pgoff + (hv * PAGE_SIZE - vma.start)) / vma.hugetlb;
     const file = k.s.files[vma.file];
@@ -374,7 +366,7 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     mapEntire(k, id);
     const write = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0;
     mm.huge[hv] = { folio: id, write, dirty: false };
-    emit(k, pid, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
+    emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
     if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
     if (flags & FAULT_FLAG_WRITE) mm.huge[hv].dirty = true;
     return 'ok';
@@ -391,7 +383,6 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
  */
 function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultResult {
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
-  const pid = pidOf(k, mm);
   // f347454d0341: no FOLL_FORCE-style writes into R/O hugetlb mappings (before, the page was mapped writable)
   if (k.sw['hugetlb-no-force-write'] && !unshare && !(vma.flags & VM_WRITE)) return 'sigsegv';
   const leaf = mm.huge[hv];
@@ -407,7 +398,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
       leaf.write = true;
       leaf.dirty = true;
     }
-    emit(k, pid, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
+    emitMm(k, mm, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
     return 'ok';
   }
   if (unshare && old.kind !== 'anon' && !k.sw['unshare-fault-noanon']) return 'ok';
@@ -421,7 +412,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   mapEntire(k, f.id);
   mm.huge[hv] = { folio: f.id, write: !unshare, dirty: !unshare };
   unmapEntire(k, old.id);
-  emit(k, pid, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
+  emitMm(k, mm, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
   return 'ok';
 }
 
@@ -440,6 +431,3 @@ export function allocHugetlbFolio(k: Ctx, vma: Vma, useResv: boolean) {
   pool.free--;
   return allocFolio(k, 'file', 1, vma.hugetlb, [0]);
 }
-
-/** Which kind of entry maps addr right now (for user-space access). */
-export { lookup };

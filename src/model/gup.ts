@@ -23,7 +23,7 @@ import {
   VM_WRITE,
 } from './constants.ts';
 import { handleMmFault, vmaSoftDirtyEnabled } from './fault.ts';
-import { bug, type Ctx, emit, findVma, folio, isCowMapping, isLarge, lookup, pidOf } from './kernel.ts';
+import { bug, type Ctx, emitMm, findVma, folio, isCowMapping, isLarge, lookup, putRef } from './kernel.ts';
 import { HUGE_ZERO_FOLIO, type Mm, type PageRun, type Vma, ZERO_FOLIO } from './types.ts';
 
 /** Is the page an anonymous page, and is it exclusive? (special pages are never anonymous) */
@@ -150,7 +150,7 @@ export function grab(k: Ctx, run: PageRun, flags: number): void {
 }
 
 /** unpin_user_page() / put_page() for a run grabbed with `flags`. */
-export function release(k: Ctx, run: PageRun, flags: number, put: (id: number, n: number) => void): void {
+export function release(k: Ctx, run: PageRun, flags: number): void {
   const { folio: id, n } = run;
   if (id === ZERO_FOLIO) {
     k.s.zeroPageRefs -= flags & FOLL_PIN ? n * GUP_PIN_COUNTING_BIAS : n;
@@ -165,9 +165,14 @@ export function release(k: Ctx, run: PageRun, flags: number, put: (id: number, n
   if (flags & FOLL_PIN) {
     if (isLarge(f)) {
       f.pincount -= n;
-      put(id, n);
-    } else put(id, n * GUP_PIN_COUNTING_BIAS);
-  } else put(id, n);
+      putRef(k, id, n);
+    } else putRef(k, id, n * GUP_PIN_COUNTING_BIAS);
+  } else putRef(k, id, n);
+}
+
+/** Releases every run of a GUP call (undoing it after a partial result or a refused accounting). */
+export function releaseAll(k: Ctx, runs: PageRun[], flags: number): void {
+  for (const r of runs) release(k, r, flags);
 }
 
 export interface GupResult {
@@ -190,7 +195,6 @@ function pushRun(runs: PageRun[], r: PageRun): void {
  * then grab. Stops at the first error, returning what it got so far.
  */
 export function getUserPagesSlow(k: Ctx, mm: Mm, start: number, nrPages: number, flags: number, runs: PageRun[]): number {
-  const pid = pidOf(k, mm);
   let done = 0;
   let vma: Vma | undefined;
   while (done < nrPages) {
@@ -214,7 +218,7 @@ export function getUserPagesSlow(k: Ctx, mm: Mm, start: number, nrPages: number,
       }
       if (r.t === 'error') return done || -r.errno;
       const fflags = r.t === 'unshare' ? FAULT_FLAG_UNSHARE : flags & FOLL_WRITE ? FAULT_FLAG_WRITE : 0;
-      emit(k, pid, r.t === 'unshare' ? 'GUP: unshare fault' : 'GUP: fault in', addr);
+      emitMm(k, mm, r.t === 'unshare' ? 'GUP: unshare fault' : 'GUP: fault in', addr);
       const res = handleMmFault(k, mm, vma, addr, fflags);
       if (res !== 'ok') return done || -EFAULT;
     }
@@ -274,7 +278,7 @@ export function gup(k: Ctx, mm: Mm, start: number, nrPages: number, flags: numbe
   if (fast) {
     fastNr = getUserPagesFast(k, mm, start, nrPages, flags, runs);
     nr = fastNr;
-    if (fastNr < nrPages) emit(k, pidOf(k, mm), 'GUP-fast: fall back to the slow path', start + fastNr * PAGE_SIZE);
+    if (fastNr < nrPages) emitMm(k, mm, 'GUP-fast: fall back to the slow path', start + fastNr * PAGE_SIZE);
     if (flags & FOLL_FAST_ONLY) return { nr, runs, fast: fastNr };
   }
   if (nr < nrPages) {

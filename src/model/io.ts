@@ -5,8 +5,8 @@
 import { type Content, pushContent } from './access.ts';
 import { EFAULT, EINVAL, ENOENT, ENOMEM, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, PAGE_SIZE } from './constants.ts';
 import { fileToken, writeFileRange, writeFileToken } from './files.ts';
-import { gup, release } from './gup.ts';
-import { type Ctx, emit, findVma, folio, putRef, tokenAt } from './kernel.ts';
+import { type GupResult, gup, release, releaseAll } from './gup.ts';
+import { type Ctx, emit, findVma, folio, tokenAt } from './kernel.ts';
 import { HUGE_ZERO_FOLIO, type PageRun, type PinSet, type PinUser, type Proc, ZERO_FOLIO } from './types.ts';
 
 /** PIPE_DEF_BUFFERS: a pipe holds 16 page buffers; vmsplice stops when it is full. */
@@ -25,10 +25,6 @@ export function runContent(k: Ctx, r: PageRun, out: Content): void {
     pushContent(out, f.data[unit], inUnit);
     i += inUnit;
   }
-}
-
-function put(k: Ctx) {
-  return (id: number, n: number) => putRef(k, id, n);
 }
 
 export function pipeCreate(k: Ctx): number {
@@ -70,7 +66,7 @@ export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
     const b = pipe.bufs[0];
     const n = Math.min(b.n, want);
     runContent(k, { folio: b.folio, first: b.first, n }, out);
-    release(k, { folio: b.folio, first: b.first, n }, FOLL_GET, put(k));
+    release(k, { folio: b.folio, first: b.first, n }, FOLL_GET);
     b.first += n;
     b.n -= n;
     if (b.n === 0) pipe.bufs.shift();
@@ -82,8 +78,19 @@ export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
 export function pipeClose(k: Ctx, pipeId: number): void {
   const pipe = k.s.pipes[pipeId];
   if (!pipe) return;
-  for (const b of pipe.bufs) release(k, b, FOLL_GET, put(k));
+  for (const b of pipe.bufs) release(k, b, FOLL_GET);
   delete k.s.pipes[pipeId];
+}
+
+/**
+ * GUP of all `nr` pages or nothing: a partial result is released again (callers such as
+ * io_uring, VFIO, gup_test and O_DIRECT treat it as failure). Returns the runs or -errno.
+ */
+function gupAll(k: Ctx, p: Proc, addr: number, nr: number, flags: number, fast: boolean): GupResult | number {
+  const r = gup(k, p.mm, addr, nr, flags, fast);
+  if (r.nr === nr) return r;
+  releaseAll(k, r.runs, flags);
+  return r.nr < 0 ? r.nr : -EFAULT;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +107,7 @@ function newPinSet(k: Ctx, user: PinUser, owner: number, flags: number, runs: Pa
 export function unpinSet(k: Ctx, id: number): void {
   const ps = k.s.pins[id];
   if (!ps) return;
-  for (const r of ps.runs) release(k, r, ps.flags, put(k));
+  releaseAll(k, ps.runs, ps.flags);
   const owner = k.s.procs[ps.owner];
   if (owner) {
     owner.mm.pinnedVm -= ps.accountedPinned;
@@ -136,11 +143,8 @@ export function gupTestStart(k: Ctx, p: Proc, addr: number, size: number, write:
   if (Object.values(k.s.pins).some((s) => s.user === 'gup_test' && s.owner === p.pid)) return -EINVAL;
   if (addr % PAGE_SIZE || size % PAGE_SIZE || size === 0) return -EINVAL;
   const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
-  const r = gup(k, p.mm, addr, size / PAGE_SIZE, flags, fast);
-  if (r.nr !== size / PAGE_SIZE) {
-    for (const run of r.runs) release(k, run, flags, put(k));
-    return r.nr < 0 ? r.nr : -EFAULT;
-  }
+  const r = gupAll(k, p, addr, size / PAGE_SIZE, flags, fast);
+  if (typeof r === 'number') return r;
   newPinSet(k, 'gup_test', p.pid, flags, r.runs);
   emit(k, p.pid, `gup_test: pinned ${r.nr} pages`, addr, fast ? `${r.fast} by GUP-fast` : 'slow path');
   return 0;
@@ -180,11 +184,8 @@ export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): num
     if (!v) return -EFAULT;
     if (v.file >= 0 && k.s.files[v.file]?.kind === 'disk') return -95; // EOPNOTSUPP
   }
-  const r = gup(k, p.mm, addr, nr, flags, false);
-  if (r.nr !== nr) {
-    for (const run of r.runs) release(k, run, flags, put(k));
-    return r.nr < 0 ? r.nr : -EFAULT;
-  }
+  const r = gupAll(k, p, addr, nr, flags, false);
+  if (typeof r === 'number') return r;
   const seen = new Set<number>();
   let acct = 0;
   for (const run of r.runs) {
@@ -200,7 +201,7 @@ export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): num
   }
   const limit = Math.floor(p.memlockLimit / PAGE_SIZE);
   if (!p.capIpcLock && k.s.userLockedVm + acct > limit) {
-    for (const run of r.runs) release(k, run, flags, put(k));
+    releaseAll(k, r.runs, flags);
     return -ENOMEM;
   }
   const ps = newPinSet(k, 'io_uring', p.pid, flags, r.runs);
@@ -240,15 +241,12 @@ export function ioUringWriteFixed(k: Ctx, buf: number, fileId: number, offset: n
 export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: boolean): number {
   const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
   const nr = Math.ceil(len / PAGE_SIZE);
-  const r = gup(k, p.mm, addr, nr, flags, false);
-  if (r.nr !== nr) {
-    for (const run of r.runs) release(k, run, flags, put(k));
-    return r.nr < 0 ? r.nr : -EFAULT;
-  }
+  const r = gupAll(k, p, addr, nr, flags, false);
+  if (typeof r === 'number') return r;
   const kept: PageRun[] = [];
   let acct = 0;
   for (const run of r.runs) {
-    if (run.folio === ZERO_FOLIO) release(k, run, flags, put(k));
+    if (run.folio === ZERO_FOLIO) release(k, run, flags);
     else {
       kept.push(run);
       acct += run.n;
@@ -256,7 +254,7 @@ export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: bo
   }
   const limit = Math.floor(p.memlockLimit / PAGE_SIZE);
   if (!p.capIpcLock && p.mm.lockedVm + acct > limit) {
-    for (const run of kept) release(k, run, flags, put(k));
+    releaseAll(k, kept, flags);
     emit(k, p.pid, 'vfio: RLIMIT_MEMLOCK exceeded', addr);
     return -ENOMEM;
   }
@@ -280,11 +278,8 @@ export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: 
   if (!file || addr % PAGE_SIZE || len % PAGE_SIZE || offset % PAGE_SIZE) return -EINVAL;
   const flags = FOLL_GET | (toMemory ? FOLL_WRITE : 0);
   const nr = len / PAGE_SIZE;
-  const r = gup(k, p.mm, addr, nr, flags, true);
-  if (r.nr !== nr) {
-    for (const run of r.runs) release(k, run, flags, put(k));
-    return r.nr < 0 ? r.nr : -EFAULT;
-  }
+  const r = gupAll(k, p, addr, nr, flags, true);
+  if (typeof r === 'number') return r;
   let page = offset / PAGE_SIZE;
   for (const run of r.runs) {
     for (let i = 0; i < run.n; i++, page++) {
@@ -296,7 +291,7 @@ export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: 
       } else
         writeFileToken(k, file, page, tokenAt(k, run.folio, run.folio >= 0 ? Math.floor((run.first + i) / folio(k, run.folio).sub) : 0));
     }
-    release(k, run, flags, put(k));
+    release(k, run, flags);
   }
   emit(k, p.pid, toMemory ? 'O_DIRECT read' : 'O_DIRECT write', addr, `${nr} pages`);
   return len;

@@ -50,6 +50,11 @@ export function emit(k: Ctx, pid: number, what: string, addr?: number, detail?: 
   if (k.trace) k.trace.push({ pid, what, addr, detail });
 }
 
+/** emit() for rules that hold an mm: the owning pid is looked up only when tracing. */
+export function emitMm(k: Ctx, mm: Mm, what: string, addr?: number, detail?: string): void {
+  if (k.trace) k.trace.push({ pid: pidOf(k, mm), what, addr, detail });
+}
+
 // ---------------------------------------------------------------------------------------------
 // processes and VMAs
 

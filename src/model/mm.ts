@@ -44,7 +44,6 @@ import {
   putRef,
   unmapEntire,
   unmapPte,
-  vmaIsAnonymous,
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
@@ -546,5 +545,3 @@ export function clearSoftDirty(k: Ctx, p: Proc): void {
     leaf.softDirty = false;
   }
 }
-
-export { vmaIsAnonymous };

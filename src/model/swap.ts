@@ -5,7 +5,7 @@
  */
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
 import type { FaultResult } from './fault.ts';
-import { allocFolio, bug, type Ctx, emit, folio, folioMapcount, folioMaybeDmaPinned, mapPte, pidOf, putRef } from './kernel.ts';
+import { allocFolio, bug, type Ctx, emitMm, folio, folioMapcount, folioMaybeDmaPinned, mapPte, putRef } from './kernel.ts';
 import type { Folio, Mm, Vma } from './types.ts';
 
 /** folio_free_swap(): drop the folio from the swap cache if no swap PTE still needs the slot. */
@@ -61,7 +61,7 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
       k.s.swap[slot].count++;
       f.mapcount[pte.off]--;
       f.refcount--;
-      emit(k, pid, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
+      emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
     }
   }
   if (f.refcount !== 0 || f.entireMapcount) bug(`folio ${f.id} still referenced after reclaim`);
@@ -104,6 +104,6 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): Fa
   if (exclusive) f.exclusive[0] = true;
   const writable = exclusive && write && (vma.flags & VM_WRITE) !== 0;
   mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: writable, dirty: writable, softDirty: pte.softDirty || writable };
-  emit(k, pidOf(k, mm), exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);
+  emitMm(k, mm, exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }

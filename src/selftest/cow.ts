@@ -6,7 +6,7 @@
  * Processes that cow.c synchronises with pipes (parent and child) are run here in the order the
  * pipes enforce. Editions (see editions.ts) switch the few places where cow.c changed over time.
  */
-import { type Content, contentEqual, contentPages, contentPrefix } from '../model/access.ts';
+import { type Content, contentEqual, contentPrefix } from '../model/access.ts';
 import {
   EINVAL,
   ERRNO_TEXT,
@@ -596,5 +596,3 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
   else exitCode = t.exitPass();
   return { tap: t.text(), exitCode, counts: t.cnt };
 }
-
-export { contentPages };
