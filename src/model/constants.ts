@@ -99,3 +99,6 @@ export const ERRNO_NAME: Record<number, string> = {
   [EINVAL]: 'EINVAL',
   [ENOSPC]: 'ENOSPC',
 };
+
+/** The top of the model's user address space (16 TiB): every vpn stays below 2^32 (see FIRST_MMAP). */
+export const TASK_SIZE = 2 ** 44;

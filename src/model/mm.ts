@@ -16,6 +16,7 @@ import {
   PMD_SIZE,
   PROT_READ,
   PROT_WRITE,
+  TASK_SIZE,
   VM_DONTCOPY,
   VM_HUGETLB,
   VM_MAYREAD,
@@ -56,16 +57,25 @@ function align(x: number, a: number): number {
   return Math.ceil(x / a) * a;
 }
 
-/** The deterministic allocator behind mmap(NULL, ...): ascending, naturally aligned for hugetlb. */
+/** The deterministic allocator behind mmap(NULL, ...): ascending, naturally aligned for hugetlb; mmap() checks
+ *  TASK_SIZE first. */
 function getUnmappedArea(mm: Mm, len: number, alignTo: number): number {
   const addr = align(mm.mmapBase, alignTo);
   mm.mmapBase = addr + len + PAGE_SIZE; // leave a guard gap so VMAs never merge by accident
   return addr;
 }
 
-/** The vpns in [lo, hi) that have an entry in `table`, ascending (tables are sparse). */
-export function keysIn(table: Record<number, unknown>, lo: number, hi: number): number[] {
+/**
+ * The keys in [lo, hi) that have an entry in `table`, ascending. PMD tables pass step 512 (their
+ * keys are PMD-aligned). Small ranges are probed key by key; large ones (a 1 GiB hugetlb VMA)
+ * enumerate the table, whose integer keys for-in visits in ascending order (see FIRST_MMAP).
+ */
+export function keysIn(table: Record<number, unknown>, lo: number, hi: number, step = 1): number[] {
   const out: number[] = [];
+  if ((hi - lo) / step <= 4096) {
+    for (let key = Math.ceil(lo / step) * step; key < hi; key += step) if (table[key] !== undefined) out.push(key);
+    return out;
+  }
   for (const key in table) {
     const n = Number(key);
     if (n >= lo && n < hi) out.push(n);
@@ -111,6 +121,8 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
   const unit = hugetlb || PAGE_SIZE;
   if (a.len <= 0 || (a.offset ?? 0) % unit) return -EINVAL;
   const len = align(a.len, unit);
+  const alignTo = hugetlb || (len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE);
+  if (align(mm.mmapBase, alignTo) + len > TASK_SIZE) return -ENOMEM;
   if (hugetlb) {
     const pool = hugetlbPool(k, hugetlb);
     const need = len / hugetlb;
@@ -128,7 +140,7 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
     f.size = len;
     file = f.id;
   }
-  const addr = getUnmappedArea(mm, len, hugetlb || (len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE));
+  const addr = getUnmappedArea(mm, len, alignTo);
   let flags = protFlags(a.prot) | VM_MAYREAD | VM_SOFTDIRTY;
   if (shared) flags |= VM_SHARED | VM_MAYSHARE | VM_MAYWRITE;
   else flags |= VM_MAYWRITE;
@@ -229,7 +241,7 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
   }
   const lo = vpnOf(start);
   const hi = vpnOf(end);
-  for (const pv of keysIn(mm.pmd, pmdVpnOf(lo), hi)) {
+  for (const pv of keysIn(mm.pmd, pmdVpnOf(lo), hi, HPAGE_PMD_NR)) {
     const leaf = mm.pmd[pv];
     if (pv >= lo && pv + HPAGE_PMD_NR <= hi) {
       delete mm.pmd[pv];
@@ -352,6 +364,7 @@ export function mremapFixed(k: Ctx, p: Proc, oldAddr: number, len: number, newAd
   const mm = p.mm;
   if (oldAddr % PAGE_SIZE || newAddr % PAGE_SIZE || len <= 0) return -EINVAL;
   len = align(len, PAGE_SIZE);
+  if (newAddr + len > TASK_SIZE || oldAddr + len > TASK_SIZE) return -EINVAL;
   const src = vmasIn(k, mm, oldAddr, oldAddr + len);
   if (typeof src === 'number') return src;
   if (src.length !== 1 || src[0].start !== oldAddr || src[0].end !== oldAddr + len) return -EINVAL;
@@ -428,7 +441,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     }
     return;
   }
-  for (const pv of keysIn(src.pmd, vpnOf(v.start), vpnOf(v.end))) {
+  for (const pv of keysIn(src.pmd, vpnOf(v.start), vpnOf(v.end), HPAGE_PMD_NR)) {
     const leaf = src.pmd[pv];
     {
       if (leaf.t === 'hugezero') {

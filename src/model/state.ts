@@ -1,13 +1,19 @@
 /**
- * Creating, cloning and hashing states. The canonical form is the state's own key order: records
- * keyed by integers iterate in ascending order, VMAs are kept sorted, arrays are ordered. The hash
- * walks that form into two 32-bit lanes (FNV-1a style multiply + xorshift), giving a 64-bit
- * fingerprint as a 16-digit hex string.
+ * Creating, cloning and hashing states. The canonical form and its fingerprint live in canon.ts;
+ * canonicalJson() is the raw form with the model's own ids, for golden files and debugging.
  */
+import { fingerprint } from './canon.ts';
 import type { Machine } from './machine.ts';
-import type { File, Folio, Mm, PinSet, Pipe, Proc, State, Vma } from './types.ts';
+import type { File, Folio, HugeLeaf, Mm, PageRun, PinSet, Pipe, PmdLeaf, Proc, Pte, State, SwapSlot, Vma } from './types.ts';
 
-export const FIRST_MMAP = 0x7f0000000000;
+/**
+ * Where mmap(NULL) starts handing out addresses. The model's addresses are synthetic (the real
+ * runner compares pages by identity, not by address), and kept low on purpose: page tables are
+ * records keyed by vpn, and only keys below 2^32 - 1 are array indices, which V8 stores as
+ * elements and for-in visits in ascending order. Larger keys would be strings in insertion order,
+ * so the canonical form would depend on history. See TASK_SIZE in constants.ts.
+ */
+export const FIRST_MMAP = 0x100000000;
 
 export function createState(m: Machine): State {
   const s: State = {
@@ -42,42 +48,125 @@ export function emptyMm(): Mm {
   return { vmas: [], pte: {}, pmd: {}, huge: {}, hasPinned: false, lockedVm: 0, pinnedVm: 0, hugeZeroRef: false, mmapBase: FIRST_MMAP };
 }
 
-function cloneRecord<T>(r: Record<number, T>, f: (x: T) => T): Record<number, T> {
-  const out: Record<number, T> = {};
-  for (const key in r) out[key as unknown as number] = f(r[key]);
-  return out;
-}
+// Cloning is written out field by field: object literals of a fixed shape are several times
+// faster than spreads and keep V8's hidden classes monomorphic (the explorer clones every state).
+
+const clonePte = (p: Pte): Pte =>
+  p.t === 'page'
+    ? { t: 'page', folio: p.folio, off: p.off, write: p.write, dirty: p.dirty, softDirty: p.softDirty }
+    : p.t === 'zero'
+      ? { t: 'zero', softDirty: p.softDirty }
+      : { t: 'swap', slot: p.slot, exclusive: p.exclusive, softDirty: p.softDirty };
 
 const cloneFolio = (f: Folio): Folio => ({
-  ...f,
+  id: f.id,
+  kind: f.kind,
+  hugetlb: f.hugetlb,
+  nr: f.nr,
+  sub: f.sub,
+  refcount: f.refcount,
+  pincount: f.pincount,
   mapcount: f.mapcount.slice(),
+  entireMapcount: f.entireMapcount,
   exclusive: f.exclusive.slice(),
+  swapSlot: f.swapSlot,
+  file: f.file,
+  index: f.index,
   data: f.data.slice(),
 });
-const cloneVma = (v: Vma): Vma => ({ ...v });
-const cloneMm = (mm: Mm): Mm => ({
-  ...mm,
-  vmas: mm.vmas.map(cloneVma),
-  pte: cloneRecord(mm.pte, (p) => ({ ...p })),
-  pmd: cloneRecord(mm.pmd, (p) => ({ ...p })),
-  huge: cloneRecord(mm.huge, (p) => ({ ...p })),
+
+const cloneVma = (v: Vma): Vma => ({
+  start: v.start,
+  end: v.end,
+  flags: v.flags,
+  file: v.file,
+  pgoff: v.pgoff,
+  anonVma: v.anonVma,
+  hugetlb: v.hugetlb,
+  resv: v.resv,
 });
-const cloneProc = (p: Proc): Proc => ({ ...p, mm: cloneMm(p.mm) });
-const cloneFile = (f: File): File => ({ ...f, cache: { ...f.cache }, disk: f.disk.map((r) => [r[0], r[1]] as [number, number]) });
-const clonePipe = (p: Pipe): Pipe => ({ id: p.id, bufs: p.bufs.map((b) => ({ ...b })) });
-const clonePins = (p: PinSet): PinSet => ({ ...p, runs: p.runs.map((r) => ({ ...r })) });
+
+function cloneMm(mm: Mm): Mm {
+  const pte: Record<number, Pte> = {};
+  for (const key in mm.pte) pte[key as unknown as number] = clonePte(mm.pte[key]);
+  const pmd: Record<number, PmdLeaf> = {};
+  for (const key in mm.pmd) {
+    const l = mm.pmd[key];
+    pmd[key as unknown as number] = { t: l.t, folio: l.folio, write: l.write, dirty: l.dirty, softDirty: l.softDirty };
+  }
+  const huge: Record<number, HugeLeaf> = {};
+  for (const key in mm.huge) {
+    const l = mm.huge[key];
+    huge[key as unknown as number] = { folio: l.folio, write: l.write, dirty: l.dirty };
+  }
+  return {
+    vmas: mm.vmas.map(cloneVma),
+    pte,
+    pmd,
+    huge,
+    hasPinned: mm.hasPinned,
+    lockedVm: mm.lockedVm,
+    pinnedVm: mm.pinnedVm,
+    hugeZeroRef: mm.hugeZeroRef,
+    mmapBase: mm.mmapBase,
+  };
+}
+
+const cloneProc = (p: Proc): Proc => ({
+  pid: p.pid,
+  parent: p.parent,
+  alive: p.alive,
+  status: p.status,
+  memlockLimit: p.memlockLimit,
+  capIpcLock: p.capIpcLock,
+  mm: cloneMm(p.mm),
+});
+
+const cloneFile = (f: File): File => ({
+  id: f.id,
+  kind: f.kind,
+  hugetlb: f.hugetlb,
+  size: f.size,
+  cache: { ...f.cache },
+  disk: f.disk.map((r) => [r[0], r[1]] as [number, number]),
+});
+
+const cloneRun = (r: PageRun): PageRun => ({ folio: r.folio, first: r.first, n: r.n });
+
+const clonePins = (p: PinSet): PinSet => ({
+  id: p.id,
+  user: p.user,
+  owner: p.owner,
+  flags: p.flags,
+  runs: p.runs.map(cloneRun),
+  accountedPinned: p.accountedPinned,
+  accountedLocked: p.accountedLocked,
+  accountedUser: p.accountedUser,
+});
 
 /** A deep copy sharing nothing with the original. */
 export function cloneState(s: State): State {
+  const folios: Record<number, Folio> = {};
+  for (const key in s.folios) folios[key as unknown as number] = cloneFolio(s.folios[key]);
+  const procs: Record<number, Proc> = {};
+  for (const key in s.procs) procs[key as unknown as number] = cloneProc(s.procs[key]);
+  const files: Record<number, File> = {};
+  for (const key in s.files) files[key as unknown as number] = cloneFile(s.files[key]);
+  const pipes: Record<number, Pipe> = {};
+  for (const key in s.pipes) pipes[key as unknown as number] = { id: s.pipes[key].id, bufs: s.pipes[key].bufs.map(cloneRun) };
+  const pins: Record<number, PinSet> = {};
+  for (const key in s.pins) pins[key as unknown as number] = clonePins(s.pins[key]);
+  const swap: Record<number, SwapSlot> = {};
+  for (const key in s.swap) swap[key as unknown as number] = { count: s.swap[key].count, data: s.swap[key].data };
   return {
-    folios: cloneRecord(s.folios, cloneFolio),
-    procs: cloneRecord(s.procs, cloneProc),
-    files: cloneRecord(s.files, cloneFile),
-    pipes: cloneRecord(s.pipes, clonePipe),
-    pins: cloneRecord(s.pins, clonePins),
-    swap: cloneRecord(s.swap, (x) => ({ ...x })),
+    folios,
+    procs,
+    files,
+    pipes,
+    pins,
+    swap,
     swapcache: { ...s.swapcache },
-    hugetlb: s.hugetlb.map((h) => ({ ...h })),
+    hugetlb: s.hugetlb.map((h) => ({ size: h.size, nr: h.nr, free: h.free, resv: h.resv })),
     zeroPageRefs: s.zeroPageRefs,
     hugeZeroRefs: s.hugeZeroRefs,
     hugeZeroPins: s.hugeZeroPins,
@@ -87,68 +176,16 @@ export function cloneState(s: State): State {
   };
 }
 
-/** Incremental 64-bit hash over numbers, booleans and strings in canonical order. */
-class Hasher {
-  a = 0x811c9dc5 | 0;
-  b = 0x01000193 | 0;
-  num(x: number): void {
-    const lo = x | 0;
-    const hi = Math.floor(x / 4294967296) | 0;
-    this.a = Math.imul(this.a ^ lo, 0x01000193);
-    this.b = Math.imul(this.b ^ hi ^ (lo >>> 16), 0x5bd1e995);
-    this.b ^= this.b >>> 13;
-  }
-  str(x: string): void {
-    for (let i = 0; i < x.length; i++) this.num(x.charCodeAt(i));
-    this.num(-1);
-  }
-  any(x: unknown): void {
-    switch (typeof x) {
-      case 'number':
-        this.num(x);
-        return;
-      case 'boolean':
-        this.num(x ? 1 : 2);
-        return;
-      case 'string':
-        this.str(x);
-        return;
-      case 'object':
-        if (x === null) {
-          this.num(-3);
-          return;
-        }
-        if (Array.isArray(x)) {
-          this.num(-4);
-          for (const y of x) this.any(y);
-          this.num(-5);
-          return;
-        }
-        this.num(-6);
-        for (const key in x as Record<string, unknown>) {
-          this.str(key);
-          this.any((x as Record<string, unknown>)[key]);
-        }
-        this.num(-7);
-        return;
-      default:
-        return;
-    }
-  }
-  hex(): string {
-    const f = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
-    return f(this.a) + f(this.b);
-  }
-}
-
-/** The 64-bit fingerprint of a state's canonical form. Equal states hash equal. */
+/**
+ * The 64-bit fingerprint of a state's canonical form (canon.ts) as 16 hex digits. States that
+ * differ only in the names of folios, slots and processes hash equal; see canon.ts.
+ */
 export function hashState(s: State): string {
-  const h = new Hasher();
-  h.any(s);
-  return h.hex();
+  const [hi, lo] = fingerprint(s);
+  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
 
-/** The canonical form as a string (for golden files and debugging); equal iff states are equal. */
+/** The raw form as a string, with the model's own ids (for golden files and debugging). */
 export function canonicalJson(s: State): string {
   return JSON.stringify(s);
 }

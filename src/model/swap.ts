@@ -51,8 +51,8 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
     ? [where]
     : Object.values(k.s.procs)
         .filter((p) => p.alive)
-        .map((p) => ({ pid: p.pid, mm: p.mm, vpns: Object.keys(p.mm.pte).map(Number) }));
-  for (const { pid, mm, vpns } of places) {
+        .map((p) => ({ mm: p.mm, vpns: Object.keys(p.mm.pte).map(Number) }));
+  for (const { mm, vpns } of places) {
     for (const vpn of vpns) {
       const pte = mm.pte[vpn];
       if (!pte || pte.t !== 'page' || pte.folio !== f.id) continue;

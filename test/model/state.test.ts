@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
+import { encodeState } from '../../src/model/canon.ts';
+import { EINVAL, ENOMEM, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, TASK_SIZE } from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
 import { canonicalJson, cloneState, createState, hashState } from '../../src/model/state.ts';
 import { anon, mkSim, thpArea } from './helpers.ts';
@@ -90,4 +91,59 @@ test('different states hash differently; equal histories hash equal', () => {
   assert.notEqual(hashState(sim.state), mapped);
   assert.equal(hashState(createState(SEED_MACHINE)), before);
   assert.match(before, /^[0-9a-f]{16}$/);
+});
+
+test('the fingerprint ignores the names the model hands out (folio ids, pids, slots)', () => {
+  // the same state reached with different id counters: a pipe made and closed first shifts every id
+  const plain = mkSim('v6.2');
+  const shifted = mkSim('v6.2');
+  shifted.pipeClose(shifted.pipe());
+  for (const sim of [plain, shifted]) {
+    const a = anon(sim, 2 * PAGE_SIZE);
+    sim.memset(1, a, 7, 2 * PAGE_SIZE);
+    sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+    sim.fork(1);
+  }
+  assert.notEqual(canonicalJson(plain.state), canonicalJson(shifted.state));
+  assert.equal(hashState(plain.state), hashState(shifted.state));
+  assert.deepEqual(encodeState(plain.state), encodeState(shifted.state));
+});
+
+test('page tables are visited in address order whatever order the faults came in', () => {
+  const order = (pages: number[]) => {
+    const sim = mkSim('v6.2');
+    const a = anon(sim, 3 * PAGE_SIZE);
+    for (const i of pages) sim.memset(1, a + i * PAGE_SIZE, 1, PAGE_SIZE);
+    return sim.state;
+  };
+  const up = order([0, 1, 2]);
+  const down = order([2, 1, 0]);
+  // the folios got other ids (first fault first), yet the canonical form is the same
+  assert.equal(hashState(up), hashState(down));
+  assert.deepEqual(Object.keys(down.procs[1].mm.pte).map(Number), Object.keys(up.procs[1].mm.pte).map(Number));
+  const keys = Object.keys(down.procs[1].mm.pte).map(Number);
+  assert.deepEqual(
+    keys,
+    [...keys].sort((x, y) => x - y),
+  );
+});
+
+test('the canonical form still tells apart which page a PTE maps', () => {
+  // two private pages with equal contents; swap which PTE maps the pinned one
+  const build2 = (pinFirst: boolean) => {
+    const sim = mkSim('v6.2');
+    const a = anon(sim, 2 * PAGE_SIZE);
+    sim.memset(1, a, 3, 2 * PAGE_SIZE);
+    sim.gupTestStart(1, a + (pinFirst ? 0 : PAGE_SIZE), PAGE_SIZE, false, false);
+    return sim.state;
+  };
+  assert.notEqual(hashState(build2(true)), hashState(build2(false)));
+});
+
+test('addresses stay below TASK_SIZE, so page-table keys stay array indices', () => {
+  const sim = mkSim('v6.2');
+  const a = anon(sim, PAGE_SIZE);
+  assert.ok(a + PAGE_SIZE <= TASK_SIZE && a / PAGE_SIZE < 2 ** 32 - 1);
+  assert.equal(sim.mremap(1, a, PAGE_SIZE, TASK_SIZE - PAGE_SIZE + PAGE_SIZE), -EINVAL);
+  assert.equal(sim.mmap(1, { len: TASK_SIZE, prot: 3, flags: 0x22 }), -ENOMEM);
 });
