@@ -3,9 +3,11 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { type Machine, SEED_MACHINE } from '../model/machine.ts';
-import { findProfile, missingRequirements, PROFILES, profileNames, SWITCHES, type SwitchName } from '../model/profile.ts';
+import { missingRequirements, PROFILES, type Profile, profileNames, resolveKernel, SWITCHES, type SwitchName } from '../model/profile.ts';
+import { bisectCase, diffProfiles } from '../selftest/compare.ts';
 import { runCow } from '../selftest/cow.ts';
-import { EDITIONS, findEdition } from '../selftest/editions.ts';
+import { EDITIONS, type Edition, findEdition } from '../selftest/editions.ts';
+import { bisectJson, diffJson, formatBisect, formatDiff } from './kernels.ts';
 
 class UsageError extends Error {}
 
@@ -61,6 +63,28 @@ export function parseMachine(spec: string[]): Machine {
   return m;
 }
 
+/** --kernel SPEC plus --set overrides, checked for consistency. */
+function kernelFrom(spec: string, set: string[]): Profile {
+  const p = resolveKernel(spec);
+  if (typeof p === 'string') usage(p);
+  const switches = { ...p.switches };
+  for (const s of set.flatMap((x) => x.split(','))) {
+    const [name, v] = s.split('=');
+    if (!Object.hasOwn(SWITCHES, name)) usage(`--set: unknown switch '${name}' (valid: ${Object.keys(SWITCHES).join(', ')})`);
+    if (v !== 'on' && v !== 'off') usage(`--set ${s}: expected ${name}=on or ${name}=off`);
+    switches[name as SwitchName] = v === 'on';
+  }
+  const missing = missingRequirements(switches);
+  if (missing.length) usage(`inconsistent switches: ${missing.join('; ')}`);
+  return set.length ? { ...p, name: `${p.name} (${set.join(',')})`, switches } : p;
+}
+
+function editionFrom(name: string): Edition {
+  const e = findEdition(name);
+  if (!e) usage(`unknown suite '${name}' (valid: ${EDITIONS.map((x) => x.name).join(', ')})`);
+  return e;
+}
+
 export function main(argv: string[], out: (s: string) => void, err: (s: string) => void): number {
   const program = new Command();
   program
@@ -70,30 +94,54 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
     .configureOutput({ writeOut: out, writeErr: err, outputError: (s) => err(s) });
   let code = 0;
 
+  const kernelHelp = `kernel profile (${profileNames().join(', ')}), optionally with backports: v6.1+seed`;
+  const suiteOption = () => new Option('--suite <edition>', `cow.c edition (${EDITIONS.map((e) => e.name).join(', ')})`).default('seed');
+  const machineHelp = "machine cow.c runs on, e.g. swap=off,hugetlb=2048kB:2 (default: the seed mail's machine)";
+
   program
     .command('selftest')
     .description("run the kernel's COW selftest (tools/testing/selftests/mm/cow.c) on the model and print its TAP")
-    .addOption(new Option('--kernel <profile>', `kernel profile (${profileNames().join(', ')})`).default('v6.2'))
-    .addOption(new Option('--suite <edition>', `cow.c edition (${EDITIONS.map((e) => e.name).join(', ')})`).default('seed'))
-    .option('--machine <key=value...>', "machine cow.c runs on, e.g. swap=off,hugetlb=2048kB:2 (default: the seed mail's machine)", [])
+    .addOption(new Option('--kernel <profile>', kernelHelp).default('v6.2'))
+    .addOption(suiteOption())
+    .option('--machine <key=value...>', machineHelp, [])
     .option('--set <switch=on|off...>', 'override profile switches (see `cowlab profiles`)', [])
     .action((o: { kernel: string; suite: string; machine: string[]; set: string[] }) => {
-      const profile = findProfile(o.kernel);
-      if (!profile) usage(`unknown kernel profile '${o.kernel}' (valid: ${profileNames().join(', ')})`);
-      const edition = findEdition(o.suite);
-      if (!edition) usage(`unknown suite '${o.suite}' (valid: ${EDITIONS.map((e) => e.name).join(', ')})`);
-      const switches = { ...profile.switches };
-      for (const s of o.set.flatMap((x) => x.split(','))) {
-        const [name, v] = s.split('=');
-        if (!(name in SWITCHES)) usage(`--set: unknown switch '${name}' (valid: ${Object.keys(SWITCHES).join(', ')})`);
-        if (v !== 'on' && v !== 'off') usage(`--set ${s}: expected ${name}=on or ${name}=off`);
-        switches[name as SwitchName] = v === 'on';
-      }
-      const missing = missingRequirements(switches);
-      if (missing.length) usage(`inconsistent switches: ${missing.join('; ')}`);
-      const r = runCow({ ...profile, switches }, parseMachine(o.machine), edition);
+      const profile = kernelFrom(o.kernel, o.set);
+      const r = runCow(profile, parseMachine(o.machine), editionFrom(o.suite));
       out(r.tap);
       code = r.exitCode;
+    });
+
+  program
+    .command('diff')
+    .description('the selftest cases whose result differs between two kernels, and the switches responsible (exit 1 when any differs)')
+    .requiredOption('--kernel <profile...>', `${kernelHelp}; give it twice`)
+    .addOption(suiteOption())
+    .option('--machine <key=value...>', machineHelp, [])
+    .option('--json', 'machine-readable output')
+    .action((o: { kernel: string[]; suite: string; machine: string[]; json?: boolean }) => {
+      if (o.kernel.length !== 2) usage(`diff: give --kernel exactly twice (got ${o.kernel.length})`);
+      const [a, b] = o.kernel.map((k) => kernelFrom(k, []));
+      const d = diffProfiles(a, b, parseMachine(o.machine), editionFrom(o.suite));
+      out(o.json ? diffJson(d) : formatDiff(d));
+      code = d.changes.length ? 1 : 0;
+    });
+
+  program
+    .command('bisect')
+    .description(
+      'for the selftest cases matching CASE (text of the [RUN] line, or a test number): the result on every profile and the first profile where it passes',
+    )
+    .argument('<case>', "part of the case's [RUN] text, e.g. 'R/O longterm GUP pin ... with memfd', or its number")
+    .addOption(suiteOption())
+    .option('--machine <key=value...>', machineHelp, [])
+    .option('--kernels <list>', `profiles to compare, oldest first (default: ${profileNames().join(',')})`)
+    .option('--json', 'machine-readable output')
+    .action((query: string, o: { suite: string; machine: string[]; kernels?: string; json?: boolean }) => {
+      const profiles: Profile[] = o.kernels ? o.kernels.split(',').map((k) => kernelFrom(k, [])) : [...PROFILES];
+      const rows = bisectCase(query, profiles, parseMachine(o.machine), editionFrom(o.suite));
+      if (!rows.length) usage(`bisect: no case of suite '${o.suite}' matches '${query}'`);
+      out(o.json ? bisectJson(rows, profiles) : formatBisect(rows, profiles));
     });
 
   program

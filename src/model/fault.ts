@@ -1,6 +1,6 @@
 /**
  * Page faults: handle_mm_fault and the handlers it dispatches to (mm/memory.c, mm/huge_memory.c,
- * mm/hugetlb.c), as in v6.1/v6.2. A fault returns 'ok' or the signal the access gets.
+ * mm/hugetlb.c), from v5.7 to 6.18 as the profile's switches say (baseline: v6.2). A fault returns 'ok' or the signal the access gets.
  */
 import {
   FAULT_FLAG_UNSHARE,
@@ -36,8 +36,8 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
-import { freeSwapCache, swapIn } from './swap.ts';
-import { HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma } from './types.ts';
+import { deleteFromSwapCache, freeSwapCache, swapIn } from './swap.ts';
+import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma } from './types.ts';
 
 export type FaultResult = 'ok' | 'sigsegv' | 'sigbus' | 'oom';
 
@@ -145,33 +145,38 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
 }
 
 /**
- * do_huge_pmd_wp_page() (v6.2): the huge zeropage and shared THPs fall back to the PTE level after
- * a PMD split; an exclusive THP, or one whose only reference is this mapping, is reused. An unshare
- * fault only marks it exclusive and leaves it R/O.
+ * do_huge_pmd_wp_page(): a write or unshare fault on a R/O PMD.
+ * - The huge zeropage: a new zeroed THP (huge-zero-wp-alloc, 6.13+, and before thp-cow-split),
+ *   otherwise the PMD is split and the PTE level copies 4 KiB.
+ * - An anonymous THP is reused when exclusive (anon-exclusive), or by refcount (no-reuse-swap-page,
+ *   5.18+), or by reuse_swap_page() (mapcount, <= 5.17). An unshare fault only marks it exclusive.
+ * - Otherwise the PMD is split and the PTE level copies 4 KiB (thp-cow-split, 5.8+), or before
+ *   that a whole new THP receives a copy of the 2 MiB.
  */
 function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' | 'fallback' {
   const leaf = mm.pmd[pv];
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   if (leaf.t === 'hugezero') {
+    if (k.sw['huge-zero-wp-alloc'] || !k.sw['thp-cow-split']) return thpCopy(k, mm, vma, pv, 'huge zeropage');
     splitHugePmd(k, mm, pv);
     return 'fallback';
   }
   const f = folio(k, leaf.folio);
-  let reuse = f.exclusive[0];
-  if (!reuse) {
+  let reuse = k.sw['anon-exclusive'] && f.exclusive[0];
+  if (!reuse && !k.sw['no-reuse-swap-page']) reuse = reuseSwapPage(k, f);
+  else if (!reuse) {
     const swapRefs = f.swapSlot >= 0 ? f.nr : 0;
     if (f.refcount <= 1 + swapRefs) {
       if (f.swapSlot >= 0) freeSwapCache(k, f);
-      if (f.refcount === 1) {
-        f.exclusive[0] = true; // page_move_anon_rmap()
-        reuse = true;
-      }
+      reuse = f.refcount === 1;
     }
   }
   if (!reuse) {
+    if (!k.sw['thp-cow-split']) return thpCopy(k, mm, vma, pv, `folio ${f.id}`);
     splitHugePmd(k, mm, pv);
     return 'fallback';
   }
+  f.exclusive[0] = true; // page_move_anon_rmap()
   if (unshare) {
     emitMm(k, mm, 'unshare: THP already exclusive', pv * PAGE_SIZE);
     return 'done';
@@ -180,6 +185,24 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
   leaf.softDirty = true;
   if (vma.flags & VM_WRITE) leaf.write = true;
   emitMm(k, mm, 'reuse THP', pv * PAGE_SIZE);
+  return 'done';
+}
+
+/**
+ * A new PMD THP replacing the mapped one: zeroed for the huge zeropage (do_huge_zero_wp_pmd, 6.13;
+ * do_huge_pmd_wp_page before 5.8), a copy of all 512 pages for a shared THP (before 5.8). Mapped
+ * exclusive, writable when the VMA is (do_huge_zero_wp_pmd does so for unshare faults too).
+ */
+function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
+  const old = mm.pmd[pv];
+  const data = old.t === 'hugezero' ? new Array(HPAGE_PMD_NR).fill(0) : folio(k, old.folio).data.slice();
+  const f = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, data);
+  f.exclusive[0] = true;
+  mapEntire(k, f.id);
+  vma.anonVma = true;
+  mm.pmd[pv] = { t: 'thp', folio: f.id, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+  if (old.t === 'thp') unmapEntire(k, old.folio);
+  emitMm(k, mm, 'COW: new THP', pv * PAGE_SIZE, `${from} -> folio ${f.id}`);
   return 'done';
 }
 
@@ -249,18 +272,68 @@ function needsWriteNotify(k: Ctx, vma: Vma): boolean {
   return k.s.files[vma.file]?.kind === 'disk';
 }
 
-/** Can do_wp_page() reuse this anonymous page? The v6.2 reuse check (refcount based for
- *  non-exclusive pages; a PTE-mapped large folio is practically never reused). */
-function wpCanReuseAnon(k: Ctx, pte: PagePte): boolean {
+/**
+ * Can do_wp_page() reuse this anonymous page? Era by era:
+ * - anon-exclusive (5.19+): an exclusive page is reused at once, whatever holds references;
+ * - pte-thp-reuse (6.15+): a page of a PTE-mapped large folio all of whose references are this
+ *   mm's own mappings;
+ * - no-reuse-swap-page (5.18+): refcount 1 after dropping the swap cache's reference (the "> 3"
+ *   early exit keeps PTE-mapped large folios out);
+ * - wp-reuse-refcount (5.9-5.17): refcount exactly 1, so a page still in the swap cache is never
+ *   reused;
+ * - before (<= 5.8): reuse_swap_page(), mappings plus swap entries; pins and pipe references do not
+ *   count (CVE-2020-29374).
+ * A reused page becomes PG_anon_exclusive (page_move_anon_rmap; before 5.19 just our marker).
+ */
+function wpCanReuseAnon(k: Ctx, mm: Mm, pte: PagePte): boolean {
   const f = folio(k, pte.folio);
-  if (f.exclusive[pte.off]) return true;
-  if (f.refcount > 3) return false;
-  const swapRefs = f.swapSlot >= 0 ? 1 : 0;
-  if (f.refcount > 1 + swapRefs) return false;
-  if (f.swapSlot >= 0) freeSwapCache(k, f);
-  if (f.refcount !== 1) return false;
-  f.exclusive[pte.off] = true; // page_move_anon_rmap()
-  return true;
+  if (k.sw['anon-exclusive'] && f.exclusive[pte.off]) return true;
+  let reuse: boolean;
+  if (!k.sw['wp-reuse-refcount']) reuse = reuseSwapPage(k, f);
+  else if (!k.sw['no-reuse-swap-page']) reuse = f.refcount === 1;
+  else if (k.sw['pte-thp-reuse'] && f.nr > 1) reuse = largeFolioOwnedBy(k, mm, f);
+  else {
+    reuse = false;
+    const swapRefs = f.swapSlot >= 0 ? 1 : 0;
+    if (f.refcount <= 3 && f.refcount <= 1 + swapRefs) {
+      if (f.swapSlot >= 0) freeSwapCache(k, f);
+      reuse = f.refcount === 1;
+    }
+  }
+  if (reuse) f.exclusive[pte.off] = true;
+  return reuse;
+}
+
+/**
+ * reuse_swap_page() (<= 5.17): the page may be reused when it is mapped at most once, counting
+ * swap entries that still refer to it; the refcount is never looked at. For a large folio the
+ * count is the largest per-page count plus the PMD mappings. The last user drops the swap cache.
+ */
+export function reuseSwapPage(k: Ctx, f: Folio): boolean {
+  let count = 0;
+  for (let i = 0; i < f.nr; i++) {
+    const swapCount = f.swapSlot >= 0 ? (k.s.swap[f.swapSlot + i]?.count ?? 0) : 0;
+    count = Math.max(count, f.mapcount[i] + swapCount);
+  }
+  count += f.entireMapcount;
+  if (count <= 1 && f.swapSlot >= 0) deleteFromSwapCache(k, f);
+  return count <= 1;
+}
+
+/**
+ * __wp_can_reuse_large_anon_folio() (6.15): every reference of the folio is a mapping (no GUP
+ * reference, pin or swap cache), and all those mappings belong to this mm (the MM owner tracking).
+ */
+function largeFolioOwnedBy(k: Ctx, mm: Mm, f: Folio): boolean {
+  const maps = folioMapcount(f);
+  if (f.refcount !== maps || f.swapSlot >= 0) return false;
+  let own = 0;
+  for (const key in mm.pte) {
+    const p = mm.pte[key];
+    if (p.t === 'page' && p.folio === f.id) own++;
+  }
+  for (const key in mm.pmd) if (mm.pmd[key].folio === f.id) own++;
+  return own === maps;
 }
 
 /**
@@ -283,7 +356,7 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
     return 'ok';
   }
   if (pte.t === 'page' && folio(k, pte.folio).kind === 'anon') {
-    if (wpCanReuseAnon(k, pte)) {
+    if (wpCanReuseAnon(k, mm, pte)) {
       if (unshare) {
         emitMm(k, mm, 'unshare: reuse exclusive anon page', addr);
         return 'ok';

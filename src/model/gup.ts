@@ -1,6 +1,7 @@
 /**
  * GUP: get_user_pages / pin_user_pages, slow path (__get_user_pages: follow_page_mask +
- * faultin_page) and GUP-fast (lockless walk, falls back to the slow path), as in v6.1/v6.2.
+ * faultin_page) and GUP-fast (lockless walk, falls back to the slow path), v5.7 to 6.18 as the
+ * profile's switches say (baseline: v6.2).
  */
 import {
   EFAULT,
@@ -41,6 +42,8 @@ function anonInfo(k: Ctx, id: number, off: number): { anon: boolean; exclusive: 
  *   mappings; GUP-fast has no VMA (vma === null) and must fall back.
  */
 export function gupMustUnshare(k: Ctx, vma: Vma | null, flags: number, id: number, off: number): boolean {
+  // before a7f226604170 (5.19) R/O pins took whatever page was mapped
+  if (!k.sw['gup-unshare-anon']) return false;
   if ((flags & (FOLL_WRITE | FOLL_PIN)) !== FOLL_PIN) return false;
   const { anon, exclusive } = anonInfo(k, id, off);
   if (!anon) {
@@ -58,6 +61,7 @@ export function gupMustUnshare(k: Ctx, vma: Vma | null, flags: number, id: numbe
  * FOLL_FORCE with VM_MAYREAD.
  */
 export function checkVmaFlags(k: Ctx, vma: Vma, flags: number): number {
+  if (flags & FOLL_LONGTERM && flags & FOLL_WRITE && k.sw['longterm-write-file-refused'] && needsDirtyTracking(k, vma)) return -EFAULT;
   if (flags & FOLL_WRITE) {
     if (!(vma.flags & VM_WRITE)) {
       if (!(flags & FOLL_FORCE)) return -EFAULT;
@@ -68,6 +72,24 @@ export function checkVmaFlags(k: Ctx, vma: Vma, flags: number): number {
     if (!(flags & FOLL_FORCE) || !(vma.flags & VM_MAYREAD)) return -EFAULT;
   }
   return 0;
+}
+
+/**
+ * writable_file_mapping_allowed() says no (6.5+): a shared, writable mapping of a file whose
+ * dirty pages the filesystem must track (a disk file; shmem and hugetlbfs need no tracking).
+ */
+function needsDirtyTracking(k: Ctx, vma: Vma): boolean {
+  return (vma.flags & VM_SHARED) !== 0 && (vma.flags & VM_WRITE) !== 0 && k.s.files[vma.file]?.kind === 'disk';
+}
+
+/**
+ * gup-force-cow (v5.8): FOLL_GET and FOLL_PIN in a COW mapping act as FOLL_WRITE (after
+ * check_vma_flags looked at the caller's flags); following a R/O entry afterwards is allowed like a
+ * FOLL_FORCE write (FOLL_COW: the entry the write fault left).
+ */
+function forcedCow(k: Ctx, vma: Vma, flags: number): number {
+  if (!k.sw['gup-force-cow'] || !isCowMapping(vma.flags) || flags & FOLL_WRITE) return flags;
+  return flags | FOLL_WRITE | FOLL_FORCE;
 }
 
 /**
@@ -125,6 +147,13 @@ function followPage(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number, remai
   }
 }
 
+/** What grabbing n pages of the shared zeropage adds to its refcount: pins none since
+ *  c8070b787519 (6.5), GUP_PIN_COUNTING_BIAS each before; FOLL_GET one each. */
+export function zeroPageRefDelta(k: Ctx, n: number, flags: number): number {
+  if (!(flags & FOLL_PIN)) return n;
+  return k.sw['zeropage-pin-noref'] ? 0 : n * GUP_PIN_COUNTING_BIAS;
+}
+
 /**
  * try_grab_folio(): FOLL_GET takes a reference per page; FOLL_PIN adds GUP_PIN_COUNTING_BIAS per
  * page to a small folio's refcount, or +1 refcount and +1 pincount per page on a large one.
@@ -132,7 +161,7 @@ function followPage(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number, remai
 export function grab(k: Ctx, run: PageRun, flags: number): void {
   const { folio: id, n } = run;
   if (id === ZERO_FOLIO) {
-    k.s.zeroPageRefs += flags & FOLL_PIN ? n * GUP_PIN_COUNTING_BIAS : n;
+    k.s.zeroPageRefs += zeroPageRefDelta(k, n, flags);
     return;
   }
   if (id === HUGE_ZERO_FOLIO) {
@@ -153,7 +182,7 @@ export function grab(k: Ctx, run: PageRun, flags: number): void {
 export function release(k: Ctx, run: PageRun, flags: number): void {
   const { folio: id, n } = run;
   if (id === ZERO_FOLIO) {
-    k.s.zeroPageRefs -= flags & FOLL_PIN ? n * GUP_PIN_COUNTING_BIAS : n;
+    k.s.zeroPageRefs -= zeroPageRefDelta(k, n, flags);
     return;
   }
   if (id === HUGE_ZERO_FOLIO) {
@@ -197,6 +226,7 @@ function pushRun(runs: PageRun[], r: PageRun): void {
 export function getUserPagesSlow(k: Ctx, mm: Mm, start: number, nrPages: number, flags: number, runs: PageRun[]): number {
   let done = 0;
   let vma: Vma | undefined;
+  let vflags = flags;
   while (done < nrPages) {
     const addr = start + done * PAGE_SIZE;
     if (!vma || addr >= vma.end) {
@@ -204,11 +234,12 @@ export function getUserPagesSlow(k: Ctx, mm: Mm, start: number, nrPages: number,
       if (!vma) return done || -EFAULT;
       const err = checkVmaFlags(k, vma, flags);
       if (err) return done || err;
+      vflags = forcedCow(k, vma, flags);
     }
     let tries = 0;
     for (;;) {
       if (++tries > 8) bug(`GUP makes no progress at ${addr.toString(16)}: check the profile's switches`);
-      const r = followPage(k, mm, vma, addr, flags, nrPages - done);
+      const r = followPage(k, mm, vma, addr, vflags, nrPages - done);
       if (r.t === 'page') {
         const run = { folio: r.folio, first: r.first, n: r.n };
         grab(k, run, flags);
@@ -217,7 +248,7 @@ export function getUserPagesSlow(k: Ctx, mm: Mm, start: number, nrPages: number,
         break;
       }
       if (r.t === 'error') return done || -r.errno;
-      const fflags = r.t === 'unshare' ? FAULT_FLAG_UNSHARE : flags & FOLL_WRITE ? FAULT_FLAG_WRITE : 0;
+      const fflags = r.t === 'unshare' ? FAULT_FLAG_UNSHARE : vflags & FOLL_WRITE ? FAULT_FLAG_WRITE : 0;
       emitMm(k, mm, r.t === 'unshare' ? 'GUP: unshare fault' : 'GUP: fault in', addr);
       const res = handleMmFault(k, mm, vma, addr, fflags);
       if (res !== 'ok') return done || -EFAULT;
@@ -255,13 +286,22 @@ function getUserPagesFast(k: Ctx, mm: Mm, start: number, nrPages: number, flags:
       write = e.leaf.write;
       off = 0;
     }
-    if (flags & FOLL_WRITE && !write) break;
+    // gup-force-cow (v5.8): the fast walk always asks for write access
+    if ((flags & FOLL_WRITE || k.sw['gup-force-cow']) && !write) break;
     if (!write && gupMustUnshare(k, null, flags, run.folio, off)) break;
+    // a6e79df92e4a (6.5): long-term write pins of dirty-tracked file pages are left to the slow path
+    if (flags & FOLL_LONGTERM && flags & FOLL_WRITE && k.sw['longterm-write-file-refused'] && isDiskFilePage(k, run.folio)) break;
     grab(k, run, flags);
     pushRun(runs, run);
     done += run.n;
   }
   return done;
+}
+
+function isDiskFilePage(k: Ctx, id: number): boolean {
+  if (id < 0) return false;
+  const f = folio(k, id);
+  return f.kind === 'file' && k.s.files[f.file]?.kind === 'disk';
 }
 
 /**

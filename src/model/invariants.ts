@@ -3,6 +3,7 @@
  * Each one is a fact the kernel relies on; a violation is a bug in a rule (ModelBug).
  */
 import { FOLL_PIN, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR } from './constants.ts';
+import { zeroPageRefDelta } from './gup.ts';
 import { bug, type Ctx, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
 import { HUGE_ZERO_FOLIO, type State, ZERO_FOLIO } from './types.ts';
 
@@ -20,7 +21,7 @@ interface Expect {
  * 2. mapcount[i] and entireMapcount equal the page-table entries that map the folio.
  * 3. a writable entry in a COW mapping that maps an anonymous page implies PG_anon_exclusive.
  * 4. an exclusive anonymous page is mapped at most once.
- * 5. a FOLL_PIN'ed anonymous page is exclusive (and stays so while pinned).
+ * 5. a FOLL_PIN'ed anonymous page is exclusive (and stays so while pinned), from 5.19 on.
  * 6. swap slot counts equal the swap PTEs using them; hugetlb pools add up.
  * 7. memlock counters equal what the pin sets accounted.
  * 8. entries lie inside VMAs; no PTEs under a PMD leaf.
@@ -109,7 +110,7 @@ export function checkInvariants(k: Ctx): void {
     const pin = (ps.flags & FOLL_PIN) !== 0;
     for (const r of ps.runs) {
       if (r.folio === ZERO_FOLIO) {
-        zeroRefs += pin ? r.n * GUP_PIN_COUNTING_BIAS : r.n;
+        zeroRefs += zeroPageRefDelta(k, r.n, ps.flags);
         continue;
       }
       if (r.folio === HUGE_ZERO_FOLIO) {
@@ -124,7 +125,8 @@ export function checkInvariants(k: Ctx): void {
         x.refs += r.n;
         x.pins += r.n;
       } else x.refs += pin ? r.n * GUP_PIN_COUNTING_BIAS : r.n;
-      if (pin && f.kind === 'anon') {
+      // since 5.19 (gup-unshare-anon) R/O pins unshare first; before, pinned pages could be shared
+      if (pin && f.kind === 'anon' && k.sw['gup-unshare-anon']) {
         const last = Math.floor((r.first + r.n - 1) / f.sub);
         for (let unit = Math.floor(r.first / f.sub); unit <= last; unit++) {
           if (!f.exclusive[unit] && !f.exclusive[0]) bug(`pinned anon page ${f.id}/${unit} is not exclusive`);

@@ -49,7 +49,7 @@ import {
   vpnOf,
 } from './kernel.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
-import type { Mm, Proc, Vma } from './types.ts';
+import type { Folio, Mm, Proc, Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
 
@@ -285,6 +285,8 @@ function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
   if (!pte || pte.t !== 'page') return false;
   if (vmaSoftDirtyEnabled(k, v) && !pte.softDirty) return false;
   if (!vmaIsShared(v)) {
+    // 64fe24a3e05e (6.0): before, private PTEs waited for the write fault
+    if (!k.sw['mprotect-upgrade-anon']) return false;
     const f = folio(k, pte.folio);
     return f.kind === 'anon' && f.exclusive[pte.off];
   }
@@ -407,23 +409,31 @@ export function mremapFixed(k: Ctx, p: Proc, oldAddr: number, len: number, newAd
 // fork and exit
 
 /**
- * copy_page_range() for one VMA (v6.2). Page tables are copied only if the VMA has an anon_vma
- * (otherwise the child faults lazily). An exclusive anonymous page that may be pinned
- * (MMF_HAS_PINNED and folio_maybe_dma_pinned) is copied for the child right away; any other
- * anonymous page loses PG_anon_exclusive and is shared, write-protected in both processes.
+ * copy_page_range() for one VMA. Page tables are copied only if the VMA has an anon_vma
+ * (otherwise the child faults lazily). With fork-copy-pinned (5.9+), an anonymous page that may be
+ * pinned (MMF_HAS_PINNED and folio_maybe_dma_pinned) is copied for the child right away, since
+ * anon-exclusive (5.19) only an exclusive one; hugetlb pages only with fork-copy-pinned-hugetlb
+ * (5.12). Any other anonymous page loses PG_anon_exclusive and is shared, write-protected in both.
  */
 function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
   const src = parent.mm;
   const dst = child.mm;
   const cow = isCowMapping(v.flags);
-  const maybePinned = (id: number) => src.hasPinned && folioMaybeDmaPinned(folio(k, id));
+  // page_needs_cow_for_dma() (+ PageAnonExclusive from 5.19: a shared page cannot be pinned)
+  const copyForChild = (f: Folio, unit: number, hugetlb: boolean) =>
+    k.sw['fork-copy-pinned'] &&
+    (!hugetlb || k.sw['fork-copy-pinned-hugetlb']) &&
+    f.kind === 'anon' &&
+    (!k.sw['anon-exclusive'] || f.exclusive[unit]) &&
+    src.hasPinned &&
+    folioMaybeDmaPinned(f);
   if (v.hugetlb) {
     for (const key of Object.keys(src.huge)) {
       const hv = Number(key);
       if (hv * PAGE_SIZE < v.start || hv * PAGE_SIZE >= v.end) continue;
       const leaf = src.huge[hv];
       const f = folio(k, leaf.folio);
-      if (f.kind === 'anon' && f.exclusive[0] && maybePinned(f.id)) {
+      if (copyForChild(f, 0, true)) {
         const pool = hugetlbPool(k, v.hugetlb);
         if (pool.free - pool.resv <= 0) bug('fork: no huge page for the copy of a pinned page');
         pool.free--;
@@ -453,7 +463,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
         continue;
       }
       const f = folio(k, leaf.folio);
-      if (!(f.exclusive[0] && maybePinned(f.id))) {
+      if (!copyForChild(f, 0, false)) {
         f.exclusive[0] = false;
         mapEntire(k, f.id);
         if (cow) leaf.write = false;
@@ -478,7 +488,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       continue;
     }
     const f = folio(k, pte.folio);
-    if (f.kind === 'anon' && f.exclusive[pte.off] && maybePinned(f.id)) {
+    if (copyForChild(f, pte.off, false)) {
       // copy_present_page(): the child gets its own exclusive copy, the parent keeps the pinned page
       const c = allocFolio(k, 'anon', 1, 0, [f.data[pte.off]]);
       c.exclusive[0] = true;

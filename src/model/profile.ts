@@ -1,12 +1,13 @@
 /**
  * Kernel profiles: a profile is a named set of behaviour switches. Each switch is documented once,
  * here, with the commit that introduced the behaviour; rules read switches, never version numbers.
+ * docs/research/history.md has the evidence for every switch and every profile below.
  *
- * The model's baseline is the 5.19+ COW design, which both v6.1 and v6.2 share: PG_anon_exclusive
- * (6c287605fd56), the swap-PTE exclusive marker (1493a1913e34), FAULT_FLAG_UNSHARE for anonymous
- * pages (c89357e27f20, a7f226604170), page_try_dup_anon_rmap at fork (fb3d824d1a46), copy at fork of
- * maybe-pinned pages (70e806e4e645, 5.9) and refcount-based reuse (09854ba94c6a, 5.9). Older
- * behaviour becomes switches when older profiles are added (issue 3).
+ * A switch is **on** for the behaviour its commit introduced. Behaviour that came and went is a
+ * switch on only in its window (gup-force-cow: v5.8 only; hugetlb-no-force-write: v6.2-v6.13).
+ * Where a switch is off, the rules do what the kernel did before the commit. PG_anon_exclusive is
+ * tracked in every profile as a "mapped by one process" marker, but only profiles with
+ * anon-exclusive let a rule decide on it.
  */
 
 export interface SwitchDoc {
@@ -18,17 +19,109 @@ export interface SwitchDoc {
   commits: string[];
   /** first release with the 'on' behaviour */
   since: string;
+  /** the release (and commit) that removed the behaviour again, when it was removed */
+  until?: string;
   /** switches that must also be on for this one to make sense */
   requires?: string[];
+  /** switches that must be off when this one is on (alternatives) */
+  conflicts?: string[];
+  /** other names accepted after '+' in a kernel spec (e.g. 'seed') */
+  aliases?: string[];
 }
 
 export const SWITCHES = {
+  'thp-cow-split': {
+    summary:
+      'a write to a THP that cannot be reused (or to the huge zeropage) splits the PMD and copies 4 KiB at PTE level; before, a whole new THP was allocated and the 2 MiB copied (a zeroed THP for the huge zeropage)',
+    where: 'do_huge_pmd_wp_page',
+    commits: ['3917c80280c9 thp: change CoW semantics for anon-THP'],
+    since: 'v5.8',
+  },
+  'gup-force-cow': {
+    summary:
+      'every GUP that takes a reference or a pin (FOLL_GET or FOLL_PIN) in a COW mapping breaks COW like a write fault (FOLL_WRITE added after check_vma_flags); GUP-fast walks for write, so R/O entries fall back to the slow path',
+    where: '__get_user_pages, internal_get_user_pages_fast',
+    commits: ["17839856fd58 gup: document and work around 'COW can break either way' issue"],
+    since: 'v5.8',
+    until: 'v5.9 (a308c71bf1e6 mm/gup: Remove enfornced COW mechanism)',
+    conflicts: ['wp-reuse-refcount'],
+  },
+  'wp-reuse-refcount': {
+    summary:
+      'do_wp_page reuses an anonymous page only when its refcount is 1 (GUP references, pins, pipe buffers and the swap cache all prevent reuse); before, reuse_swap_page() counted mappings plus swap entries and ignored the refcount (CVE-2020-29374)',
+    where: 'do_wp_page',
+    commits: ['09854ba94c6a mm: do_wp_page() simplification'],
+    since: 'v5.9',
+  },
+  'fork-copy-pinned': {
+    summary:
+      'fork copies, for the child, anonymous pages that may be DMA-pinned (mm has pinned, folio_maybe_dma_pinned) instead of sharing them; a maybe-pinned PMD THP is split in the parent and copied at PTE level',
+    where: 'copy_present_pte, copy_huge_pmd',
+    commits: [
+      '70e806e4e645 mm: Do early cow for pinned pages during fork() for ptes',
+      '008cfe4418b3 mm: Introduce mm_struct.has_pinned',
+      "d042035eaf5f mm/thp: Split huge pmds/puds if they're pinned when fork()",
+    ],
+    since: 'v5.9',
+  },
+  'fork-copy-pinned-hugetlb': {
+    summary: 'fork copies maybe-pinned anonymous hugetlb pages for the child too',
+    where: 'copy_hugetlb_page_range',
+    commits: ['4eae4efa2c29 hugetlb: do early cow when page pinned on src mm'],
+    since: 'v5.12',
+    requires: ['fork-copy-pinned'],
+  },
+  'no-reuse-swap-page': {
+    summary:
+      'swap-in and THP write faults reuse by refcount too (reuse_swap_page is gone); do_wp_page tolerates and drops the swap cache reference; before, do_swap_page and do_huge_pmd_wp_page reused by mapcount + swap count, and do_wp_page never reused a page still in the swap cache',
+    where: 'do_swap_page, do_huge_pmd_wp_page, do_wp_page',
+    commits: [
+      'c145e0b47c77 mm: streamline COW logic in do_swap_page()',
+      '3bff7e3f1f16 mm/huge_memory: streamline COW logic in do_huge_pmd_wp_page()',
+      '53a05ad9f21d mm: slightly clarify KSM logic in do_swap_page()',
+      'd4c470970d45 mm: optimize do_wp_page() for fresh pages in local LRU pagevecs',
+    ],
+    since: 'v5.18',
+    requires: ['wp-reuse-refcount'],
+  },
+  'anon-exclusive': {
+    summary:
+      'PG_anon_exclusive decides: an exclusive anonymous page is reused without looking at the refcount; fork copies a maybe-pinned page only if it is exclusive; swap PTEs carry the exclusive marker back to swap-in',
+    where: 'do_wp_page, do_huge_pmd_wp_page, do_swap_page, copy_page_range (page_try_dup_anon_rmap)',
+    commits: [
+      '6c287605fd56 mm: remember exclusively mapped anonymous pages with PG_anon_exclusive',
+      '1493a1913e34 mm/swap: remember PG_anon_exclusive via a swp pte bit',
+      'fb3d824d1a46 mm/rmap: split page_dup_rmap() into page_dup_file_rmap() and page_try_dup_anon_rmap()',
+      '78fbe906cc90 mm/page-flags: reuse PG_mappedtodisk as PG_anon_exclusive for PageAnon() pages',
+    ],
+    since: 'v5.19',
+    requires: ['no-reuse-swap-page', 'fork-copy-pinned', 'fork-copy-pinned-hugetlb'],
+  },
+  'gup-unshare-anon': {
+    summary:
+      'a R/O FOLL_PIN of an anonymous page that is not exclusive first breaks COW with FAULT_FLAG_UNSHARE (GUP-fast falls back); before, R/O pins took whatever page was mapped',
+    where: 'gup_must_unshare, follow_page_pte, do_wp_page (unshare)',
+    commits: [
+      'c89357e27f20 mm: support GUP-triggered unsharing of anonymous pages',
+      'a7f226604170 mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a possibly shared anonymous page',
+    ],
+    since: 'v5.19',
+    requires: ['anon-exclusive'],
+  },
+  'mprotect-upgrade-anon': {
+    summary: 'mprotect(PROT_WRITE) maps exclusive anonymous pages writable at once instead of leaving it to the next write fault',
+    where: 'change_pte_range, can_change_pte_writable',
+    commits: ['64fe24a3e05e mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection'],
+    since: 'v6.0',
+    requires: ['anon-exclusive'],
+  },
   'unshare-fault-noanon': {
     summary:
       'FAULT_FLAG_UNSHARE breaks COW on anything mapped R/O in a COW mapping (page cache, shared zeropage, huge zeropage, hugetlb page cache), mapping an exclusive anonymous copy R/O; before, an unshare fault on a non-anonymous page did nothing',
     where: 'do_wp_page, do_huge_pmd_wp_page, hugetlb_wp',
     commits: ['8d6a0ac09a16 mm: extend FAULT_FLAG_UNSHARE support to anything in a COW mapping'],
     since: 'v6.2',
+    requires: ['gup-unshare-anon'],
   },
   'gup-unshare-noanon': {
     summary:
@@ -37,12 +130,45 @@ export const SWITCHES = {
     commits: ['84209e87c696 mm/gup: reliable R/O long-term pinning in COW mappings'],
     since: 'v6.2',
     requires: ['unshare-fault-noanon'],
+    aliases: ['seed'],
   },
   'hugetlb-no-force-write': {
     summary: 'FOLL_FORCE|FOLL_WRITE is refused (EFAULT) on hugetlb VMAs that are not writable',
-    where: 'check_vma_flags',
+    where: 'check_vma_flags, hugetlb_wp',
     commits: ['f347454d0341 mm/hugetlb: disallow FOLL_FORCE|FOLL_WRITE on hugetlb'],
     since: 'v6.2',
+    until: "v6.14 ('mm/hugetlb: support FOLL_FORCE|FOLL_WRITE'; mainline id not verified)",
+  },
+  'zeropage-pin-noref': {
+    summary: 'pinning the shared zeropage leaves its refcount alone (unpin ignores it); before, each pin added GUP_PIN_COUNTING_BIAS',
+    where: 'try_grab_folio, unpin_user_page',
+    commits: ["c8070b787519 mm: Don't pin ZERO_PAGE in pin_user_pages()"],
+    since: 'v6.5',
+  },
+  'longterm-write-file-refused': {
+    summary:
+      'FOLL_LONGTERM|FOLL_WRITE on a shared file mapping that needs dirty tracking (a disk file, not shmem or hugetlbfs) fails with EFAULT; GUP-fast leaves such pages to the slow path',
+    where: 'check_vma_flags (writable_file_mapping_allowed), gup_fast folio check',
+    commits: [
+      '8ac268436e6d mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to file-backed mappings',
+      'a6e79df92e4a mm/gup: disallow FOLL_LONGTERM GUP-fast writing to file-backed mappings',
+    ],
+    since: 'v6.5',
+  },
+  'huge-zero-wp-alloc': {
+    summary:
+      'a write or unshare fault on the huge zeropage allocates a new PMD THP (zeroed) instead of splitting the PMD into zeropage PTEs and copying 4 KiB',
+    where: 'do_huge_zero_wp_pmd',
+    commits: ['1ced09e0331f mm: allocate THP on hugezeropage wp-fault'],
+    since: 'v6.13',
+  },
+  'pte-thp-reuse': {
+    summary:
+      'do_wp_page reuses a page of a PTE-mapped large anonymous folio when all its references are mappings of this mm (MM owner tracking); before, the refcount of the whole folio practically never allowed reuse',
+    where: 'wp_can_reuse_anon_folio (__wp_can_reuse_large_anon_folio)',
+    commits: ['1da190f4d0a6 mm: Copy-on-Write (COW) reuse support for PTE-mapped THP'],
+    since: 'v6.15',
+    requires: ['anon-exclusive'],
   },
 } as const satisfies Record<string, SwitchDoc>;
 
@@ -55,19 +181,42 @@ export interface Profile {
   switches: Switches;
 }
 
-const V6_1: Profile = {
-  name: 'v6.1',
-  summary: 'Linux 6.1, the release before the seed: R/O long-term pins of non-anonymous pages in COW mappings are not reliable',
-  switches: { 'unshare-fault-noanon': false, 'gup-unshare-noanon': false, 'hugetlb-no-force-write': false },
-};
+/** Builds the switch set of a release: every switch on whose `since` is at most `version` and
+ *  that was not removed by then. */
+function at(version: string): Switches {
+  const num = (v: string) => v.slice(1).split('.').map(Number);
+  const le = (a: string, b: string) => {
+    const [x, y] = [num(a), num(b)];
+    return x[0] < y[0] || (x[0] === y[0] && x[1] <= y[1]);
+  };
+  const out = {} as Switches;
+  for (const [name, d] of Object.entries(SWITCHES) as [SwitchName, SwitchDoc][]) {
+    const until = d.until?.split(' ')[0];
+    out[name] = le(d.since, version) && !(until && le(until, version));
+  }
+  return out;
+}
 
-const V6_2: Profile = {
-  name: 'v6.2',
-  summary: 'Linux 6.2, with the seed "mm/gup: reliable R/O long-term pinning in COW mappings"',
-  switches: { 'unshare-fault-noanon': true, 'gup-unshare-noanon': true, 'hugetlb-no-force-write': true },
-};
+const profile = (name: string, release: string, summary: string): Profile => ({ name, summary, switches: at(release) });
 
-export const PROFILES: readonly Profile[] = [V6_1, V6_2];
+export const PROFILES: readonly Profile[] = [
+  profile('v5.7', 'v5.7', 'Linux 5.7 (and older): reuse by mapcount (reuse_swap_page), R/O GUP takes a plain reference: CVE-2020-29374'),
+  profile('v5.8', 'v5.8', 'Linux 5.8: every GUP in a COW mapping breaks COW (17839856fd58); THP COW splits'),
+  profile('v5.9', 'v5.9', 'Linux 5.9-5.11: reuse only at refcount 1; fork copies maybe-pinned pages (not hugetlb yet)'),
+  profile('v5.12', 'v5.12', 'Linux 5.12-5.17: fork copies maybe-pinned hugetlb pages too; swap-in and THP still reuse by mapcount'),
+  profile('v5.18', 'v5.18', 'Linux 5.18: COW fixes part 1, swap-in and THP reuse by refcount'),
+  profile('v5.19', 'v5.19', 'Linux 5.19: COW fixes part 2, PG_anon_exclusive and unsharing R/O pins of anonymous pages'),
+  profile(
+    'v6.1',
+    'v6.1',
+    'Linux 6.0-6.1, the releases before the seed: R/O long-term pins of non-anonymous pages in COW mappings are not reliable',
+  ),
+  profile('v6.2', 'v6.2', 'Linux 6.2-6.4, with the seed "mm/gup: reliable R/O long-term pinning in COW mappings"'),
+  profile('v6.5', 'v6.5', 'Linux 6.5-6.7: zeropage pins take no reference; long-term write pins of dirty-tracked file pages refused'),
+  profile('v6.13', 'v6.13', 'Linux 6.13: a write or unshare fault on the huge zeropage allocates a THP'),
+  profile('v6.15', 'v6.15', 'Linux 6.15-6.17: PTE-mapped THPs can be reused; FOLL_FORCE writes to R/O hugetlb allowed again (6.14)'),
+  profile('latest', 'v6.18', "Linux 6.18, this machine's kernel (same rules as v6.15)"),
+];
 
 export function profileNames(): string[] {
   return PROFILES.map((p) => p.name);
@@ -77,12 +226,50 @@ export function findProfile(name: string): Profile | undefined {
   return PROFILES.find((p) => p.name === name);
 }
 
-/** Returns the names of required switches that are off, for a consistency check. */
+/** Inconsistencies of a switch set: a required switch off, or a conflicting one on. */
 export function missingRequirements(sw: Switches): string[] {
   const out: string[] = [];
   for (const [name, doc] of Object.entries(SWITCHES) as [SwitchName, SwitchDoc][]) {
     if (!sw[name]) continue;
     for (const r of doc.requires ?? []) if (!sw[r as SwitchName]) out.push(`${name} requires ${r}`);
+    for (const c of doc.conflicts ?? []) if (sw[c as SwitchName]) out.push(`${name} conflicts with ${c}`);
   }
   return out;
+}
+
+/** The switch a '+' item names: a switch, an alias, or the start (7+ hex digits) of a commit id. */
+export function findSwitch(item: string): SwitchName | undefined {
+  for (const [name, doc] of Object.entries(SWITCHES) as [SwitchName, SwitchDoc][]) {
+    if (name === item || doc.aliases?.includes(item)) return name;
+    if (/^[0-9a-f]{7,}$/.test(item) && doc.commits.some((c) => c.startsWith(item))) return name;
+  }
+  return undefined;
+}
+
+/** Turns `name` on together with everything it requires. */
+export function withSwitch(sw: Switches, name: SwitchName): Switches {
+  const out = { ...sw, [name]: true };
+  for (const r of (SWITCHES[name] as SwitchDoc).requires ?? [])
+    if (!out[r as SwitchName]) Object.assign(out, withSwitch(out, r as SwitchName));
+  return out;
+}
+
+/**
+ * A kernel spec: a profile name, optionally followed by backports, `v6.1+seed` or
+ * `v6.1+gup-unshare-noanon+f347454d0341`. Each '+' item turns a switch on (with what it requires).
+ * Returns the profile, or an error message naming the valid choices.
+ */
+export function resolveKernel(spec: string): Profile | string {
+  const [base, ...items] = spec.split('+');
+  const p = findProfile(base);
+  if (!p) return `unknown kernel profile '${base}' (valid: ${profileNames().join(', ')}; add backports with +SWITCH)`;
+  let sw = { ...p.switches };
+  for (const item of items) {
+    const name = findSwitch(item);
+    if (!name)
+      return `unknown switch '${item}' in '${spec}' (valid: ${Object.keys(SWITCHES).join(', ')}, an alias such as seed, or a commit id)`;
+    sw = withSwitch(sw, name);
+  }
+  if (!items.length) return p;
+  return { name: spec, summary: `${p.summary}; with ${items.join(', ')}`, switches: sw };
 }

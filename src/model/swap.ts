@@ -4,7 +4,7 @@
  * SWP_SYNCHRONOUS_IO, so every swap-in goes through the swap cache.
  */
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
-import type { FaultResult } from './fault.ts';
+import { type FaultResult, reuseSwapPage } from './fault.ts';
 import { allocFolio, bug, type Ctx, emitMm, folio, folioMapcount, folioMaybeDmaPinned, mapPte, putRef } from './kernel.ts';
 import type { Folio, Mm, Vma } from './types.ts';
 
@@ -13,11 +13,20 @@ export function freeSwapCache(k: Ctx, f: Folio): boolean {
   if (f.swapSlot < 0) return false;
   const slot = k.s.swap[f.swapSlot];
   if (slot && slot.count > 0) return false;
-  delete k.s.swapcache[f.swapSlot];
-  delete k.s.swap[f.swapSlot];
+  deleteFromSwapCache(k, f);
+  return true;
+}
+
+/** delete_from_swap_cache(): the folio leaves the swap cache; slots no swap PTE uses are freed,
+ *  the others stay (their PTEs will read the data back from the device). */
+export function deleteFromSwapCache(k: Ctx, f: Folio): void {
+  for (let i = 0; i < f.nr; i++) {
+    const id = f.swapSlot + i;
+    delete k.s.swapcache[id];
+    if ((k.s.swap[id]?.count ?? 0) === 0) delete k.s.swap[id];
+  }
   f.swapSlot = -1;
   putRef(k, f.id, f.nr);
-  return true;
 }
 
 /** swap_free() of one reference; frees the slot when nothing uses it any more. */
@@ -71,10 +80,13 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
 }
 
 /**
- * do_swap_page() (v6.2): find the page in the swap cache or read it in (into the swap cache).
- * It is mapped exclusive if the swap PTE carried the exclusive marker, or if no other reference
- * remains after a write fault freed the swap cache; exclusive + write fault maps it writable,
- * otherwise it is mapped R/O and a write fault continues in do_wp_page.
+ * do_swap_page(): find the page in the swap cache or read it in (into the swap cache), then:
+ * - no-reuse-swap-page (5.18+): the page is mapped exclusive if the swap PTE carried the exclusive
+ *   marker (anon-exclusive) or if no other reference remains after a write fault dropped the swap
+ *   cache; exclusive + write fault maps it writable, otherwise R/O and do_wp_page decides;
+ * - before (<= 5.17): a write fault asks reuse_swap_page() before the swap entry is freed
+ *   (mappings + swap entries, the refcount ignored) and maps the page writable when it says yes;
+ *   a read fault maps it R/O and leaves it in the swap cache.
  */
 export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
   const pte = mm.pte[vpn];
@@ -91,15 +103,25 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): Fa
     id = f.id;
   }
   const f = folio(k, id);
-  f.refcount++; // our reference from the look-up, becomes the mapping's
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  // swap_free(): this PTE no longer uses the slot
-  slot.count--;
-  // should_try_to_free_swap(): a write fault with nobody else holding the page frees the cache
-  if (slot.count === 0 && write && f.refcount === 2) freeSwapCache(k, f);
-  else if (slot.count === 0 && f.swapSlot < 0) delete k.s.swap[slotId];
-  const exclusive = pte.exclusive || f.refcount === 1;
-  f.refcount--; // mapPte takes it again
+  let exclusive: boolean;
+  if (!k.sw['no-reuse-swap-page']) {
+    f.refcount++; // our reference from the look-up
+    // reuse_swap_page() runs before swap_free(): our own entry still counts
+    exclusive = write && reuseSwapPage(k, f);
+    slot.count--;
+    if (slot.count === 0 && k.s.swapcache[slotId] === undefined) delete k.s.swap[slotId];
+    f.refcount--; // mapPte takes it again
+  } else {
+    f.refcount++; // our reference from the look-up, becomes the mapping's
+    // swap_free(): this PTE no longer uses the slot
+    slot.count--;
+    // should_try_to_free_swap(): a write fault with nobody else holding the page frees the cache
+    if (slot.count === 0 && write && f.refcount === 2) freeSwapCache(k, f);
+    else if (slot.count === 0 && f.swapSlot < 0) delete k.s.swap[slotId];
+    exclusive = (k.sw['anon-exclusive'] && pte.exclusive) || f.refcount === 1;
+    f.refcount--; // mapPte takes it again
+  }
   mapPte(k, f.id, 0);
   if (exclusive) f.exclusive[0] = true;
   const writable = exclusive && write && (vma.flags & VM_WRITE) !== 0;

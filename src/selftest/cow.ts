@@ -31,7 +31,7 @@ import type { Machine } from '../model/machine.ts';
 import type { Profile } from '../model/profile.ts';
 import { Sim } from '../model/sim.ts';
 import type { Edition } from './editions.ts';
-import { Ksft } from './tap.ts';
+import { Ksft, type TestResult } from './tap.ts';
 
 const RW = PROT_READ | PROT_WRITE;
 const PARENT = 1;
@@ -43,6 +43,8 @@ type NonAnonFn = (mem: number, smem: number, size: number) => void;
 export interface CowResult {
   tap: string;
   exitCode: number;
+  /** every result line with the [RUN] case it belongs to */
+  results: TestResult[];
   counts: Ksft['cnt'];
 }
 
@@ -594,5 +596,5 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
   if (ed.ending === 'finished') exitCode = t.finished();
   else if (t.cnt.fail) exitCode = t.exitFailMsg(`${t.cnt.fail} out of ${t.num()} tests failed`);
   else exitCode = t.exitPass();
-  return { tap: t.text(), exitCode, counts: t.cnt };
+  return { tap: t.text(), exitCode, counts: t.cnt, results: t.results };
 }

@@ -11,8 +11,20 @@ export interface Counts {
   error: number;
 }
 
+export type Outcome = 'pass' | 'fail' | 'skip' | 'xfail';
+
+/** One result line, with the case it belongs to: the text of the last `# [RUN] ` line before it. */
+export interface TestResult {
+  num: number;
+  run: string;
+  outcome: Outcome;
+  line: string;
+}
+
 export class Ksft {
   readonly lines: string[] = [];
+  readonly results: TestResult[] = [];
+  private run = '';
   readonly cnt: Counts = { pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 0, error: 0 };
   plan = 0;
 
@@ -27,7 +39,11 @@ export class Ksft {
   }
   /** ksft_print_msg(): "# " + message */
   msg(m: string): void {
+    if (m.startsWith('[RUN] ')) this.run = m.slice(6);
     this.lines.push(`# ${m}`);
+  }
+  private record(outcome: Outcome): void {
+    this.results.push({ num: this.num(), run: this.run, outcome, line: this.lines[this.lines.length - 1] });
   }
   /** ksft_test_num(): results so far */
   num(): number {
@@ -36,10 +52,12 @@ export class Ksft {
   pass(m: string): void {
     this.cnt.pass++;
     this.lines.push(`ok ${this.num()} ${m}`);
+    this.record('pass');
   }
   fail(m: string): void {
     this.cnt.fail++;
     this.lines.push(`not ok ${this.num()} ${m}`);
+    this.record('fail');
   }
   /** ksft_test_result(cond, msg) */
   result(cond: boolean, m: string): void {
@@ -49,10 +67,12 @@ export class Ksft {
   skip(m: string): void {
     this.cnt.skip++;
     this.lines.push(`ok ${this.num()} # SKIP ${m}`);
+    this.record('skip');
   }
   xfail(m: string): void {
     this.cnt.xfail++;
     this.lines.push(`ok ${this.num()} # XFAIL ${m}`);
+    this.record('xfail');
   }
   /** ksft_print_cnts() */
   printCnts(): void {

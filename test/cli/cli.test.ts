@@ -16,7 +16,16 @@ function cli(args: string[]) {
 
 test('bad input: one clear line naming the valid choices, exit 2', () => {
   const cases: Array<[string[], RegExp]> = [
-    [['selftest', '--kernel', 'v9.9'], /unknown kernel profile 'v9\.9' \(valid: v6\.1, v6\.2\)/],
+    [
+      ['selftest', '--kernel', 'v9.9'],
+      /unknown kernel profile 'v9\.9' \(valid: v5\.7, .*v6\.1, v6\.2, .*latest; add backports with \+SWITCH\)/,
+    ],
+    [['selftest', '--kernel', 'v6.1+nosuch'], /unknown switch 'nosuch' in 'v6\.1\+nosuch' \(valid: thp-cow-split, /],
+    [['selftest', '--kernel', 'v5.9+gup-force-cow'], /gup-force-cow conflicts with wp-reuse-refcount/],
+    [['diff', '--kernel', 'v6.1'], /give --kernel exactly twice \(got 1\)/],
+    [['diff'], /required option '--kernel <profile\.\.\.>' not specified/],
+    [['bisect', 'no such case text'], /no case of suite 'seed' matches 'no such case text'/],
+    [['bisect', 'zeropage', '--kernels', 'v6.1,v7'], /unknown kernel profile 'v7'/],
     [['selftest', '--suite', 'nope'], /unknown suite 'nope' \(valid: seed, v6\.2, latest\)/],
     [['selftest', '--machine', 'swap=maybe'], /swap=maybe: expected on or off/],
     [['selftest', '--machine', 'colour=blue'], /unknown key 'colour'/],
@@ -54,8 +63,46 @@ test('profiles lists switches with commits; --json parses', () => {
   assert.ok(j.switches['gup-unshare-noanon'].commits[0].startsWith('84209e87c696'));
   assert.deepEqual(
     j.profiles.map((p: { name: string }) => p.name),
-    ['v6.1', 'v6.2'],
+    ['v5.7', 'v5.8', 'v5.9', 'v5.12', 'v5.18', 'v5.19', 'v6.1', 'v6.2', 'v6.5', 'v6.13', 'v6.15', 'latest'],
   );
+  assert.equal(j.switches['gup-force-cow'].until.split(' ')[0], 'v5.9');
+});
+
+test('a kernel spec with backports: v6.1+seed passes the seed cases and turns on what the seed requires', () => {
+  const r = cli(['selftest', '--kernel', 'v6.1+seed']);
+  assert.equal((r.out.match(/^ok 1(5[1-9]|6[0-2]) Longterm R\/O pin is reliable$/gm) ?? []).length, 12);
+  const byCommit = cli(['selftest', '--kernel', 'v6.1+84209e87c696']);
+  assert.equal(byCommit.out, r.out);
+});
+
+test('diff: the cases that change from v6.1 to v6.2 and the switch responsible; exit 1 when any changes', () => {
+  const r = cli(['diff', '--kernel', 'v6.1', '--kernel', 'v6.2']);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.out,
+    /^v6\.1 -> v6\.2\nswitches that differ: unshare-fault-noanon \(8d6a0ac09a16; v6\.2\), gup-unshare-noanon \(84209e87c696; v6\.2\), hugetlb-no-force-write/,
+  );
+  assert.match(r.out, /12 cases change:/);
+  const lines = r.out.split('\n').filter((l) => /^ +\d+ /.test(l));
+  assert.equal(lines.length, 12);
+  for (const l of lines) assert.match(l, /R\/O longterm GUP(-fast)? pin \.\.\. with .*not ok -> ok {2}\[gup-unshare-noanon\]$/);
+  const same = cli(['diff', '--kernel', 'v6.1+seed', '--kernel', 'v6.2', '--json']);
+  assert.equal(same.code, 0);
+  assert.deepEqual(JSON.parse(same.out).changes, []);
+  assert.deepEqual(JSON.parse(same.out).differing, ['hugetlb-no-force-write']);
+});
+
+test('bisect: the first profile where a case passes, and the switch that made it pass', () => {
+  const r = cli(['bisect', 'vmsplice() + unmap in child ... with base page', '--suite', 'v6.2', '--json']);
+  assert.equal(r.code, 0);
+  const [row] = JSON.parse(r.out);
+  assert.equal(row.run, 'vmsplice() + unmap in child ... with base page');
+  assert.equal(row.outcomes['v5.7'], 'fail');
+  assert.equal(row.firstPass, 'v5.8');
+  assert.deepEqual(row.switches, ['gup-force-cow']);
+  const text = cli(['bisect', '151']);
+  assert.match(text.out, /^151 R\/O longterm GUP pin \.\.\. with shared zeropage\n/);
+  assert.match(text.out, /passes from v6\.2 on: gup-unshare-noanon \(84209e87c696; v6\.2\)/);
 });
 
 test('the installed command runs and reports bad input without a stack trace', () => {

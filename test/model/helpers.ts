@@ -24,7 +24,7 @@ export function profile(name: string): Profile {
 }
 
 /** A traced Sim on the seed machine, with optional machine overrides. */
-export function mkSim(kernel: 'v6.1' | 'v6.2' = 'v6.2', machine: Partial<Machine> = {}): Sim {
+export function mkSim(kernel = 'v6.2', machine: Partial<Machine> = {}): Sim {
   return new Sim(profile(kernel), { ...SEED_MACHINE, ...machine }, { trace: true });
 }
 

@@ -1,0 +1,100 @@
+/**
+ * Comparing kernels on the selftest: which cases change between two profiles and which switch is
+ * responsible, and for one case, the first profile where it passes. Everything is computed by
+ * running the selftest on the model; nothing here knows an expected result.
+ */
+import type { Machine } from '../model/machine.ts';
+import { type Profile, SWITCHES, type Switches, type SwitchName, withSwitch } from '../model/profile.ts';
+import { runCow } from './cow.ts';
+import type { Edition } from './editions.ts';
+import type { Outcome, TestResult } from './tap.ts';
+
+export interface CaseChange {
+  num: number;
+  run: string;
+  a: Outcome;
+  b: Outcome;
+  /** the switches that, flipped alone in A (with what they require), give B's result; when no
+   *  single switch does, all switches that differ (they act together) */
+  switches: SwitchName[];
+  /** true when no single switch explains the change */
+  together: boolean;
+}
+
+export interface ProfileDiff {
+  a: Profile;
+  b: Profile;
+  /** switches whose value differs between A and B */
+  differing: SwitchName[];
+  changes: CaseChange[];
+}
+
+/** A's switches with `name` set to its value in B (turning a switch on brings what it requires). */
+function flip(a: Switches, b: Switches, name: SwitchName): Switches {
+  return b[name] ? withSwitch(a, name) : { ...a, [name]: false };
+}
+
+function results(p: Profile, machine: Machine, edition: Edition): TestResult[] {
+  return runCow(p, machine, edition).results;
+}
+
+/** Pairs results of two runs of the same edition on the same machine: by number, then by case. */
+function pair(ra: TestResult[], rb: TestResult[]): Array<[TestResult, TestResult]> {
+  const out: Array<[TestResult, TestResult]> = [];
+  for (let i = 0; i < Math.min(ra.length, rb.length); i++) if (ra[i].run === rb[i].run) out.push([ra[i], rb[i]]);
+  return out;
+}
+
+export function diffProfiles(a: Profile, b: Profile, machine: Machine, edition: Edition): ProfileDiff {
+  const differing = (Object.keys(SWITCHES) as SwitchName[]).filter((s) => a.switches[s] !== b.switches[s]);
+  const ra = results(a, machine, edition);
+  const rb = results(b, machine, edition);
+  const changed = pair(ra, rb).filter(([x, y]) => x.outcome !== y.outcome);
+  // one run per differing switch: A with that switch as in B
+  const flipped = new Map<SwitchName, TestResult[]>();
+  if (changed.length)
+    for (const s of differing)
+      flipped.set(s, results({ ...a, name: `${a.name}~${s}`, switches: flip(a.switches, b.switches, s) }, machine, edition));
+  const changes = changed.map(([x, y]): CaseChange => {
+    const alone = differing.filter((s) => flipped.get(s)?.[x.num - 1]?.outcome === y.outcome);
+    return { num: x.num, run: x.run, a: x.outcome, b: y.outcome, switches: alone.length ? alone : differing, together: !alone.length };
+  });
+  return { a, b, differing, changes };
+}
+
+export interface BisectRow {
+  num: number;
+  run: string;
+  /** outcome per profile, in the order given */
+  outcomes: Outcome[];
+  /** index of the first profile from which on the case passes (or xfails) in every later
+   *  profile, or -1 */
+  firstPass: number;
+  /** switches responsible for the change at firstPass (vs the profile before it) */
+  switches: SwitchName[];
+}
+
+const good = (o: Outcome) => o === 'pass' || o === 'xfail';
+
+/**
+ * For every case whose [RUN] text contains `query` (or whose number is `query`), its outcome on
+ * each profile and the first profile from which on it keeps passing.
+ */
+export function bisectCase(query: string, profiles: readonly Profile[], machine: Machine, edition: Edition): BisectRow[] {
+  const runs = profiles.map((p) => results(p, machine, edition));
+  const base = runs[runs.length - 1];
+  const wanted = base.filter((r) => (/^\d+$/.test(query) ? r.num === Number(query) : r.run.includes(query)));
+  const diffs = new Map<number, ProfileDiff>();
+  return wanted.map((r): BisectRow => {
+    const outcomes = runs.map((rs) => rs.find((x) => x.num === r.num && x.run === r.run)?.outcome ?? 'skip');
+    let firstPass = -1;
+    for (let i = outcomes.length - 1; i >= 0 && good(outcomes[i]); i--) firstPass = i;
+    let switches: SwitchName[] = [];
+    if (firstPass > 0) {
+      let d = diffs.get(firstPass);
+      if (!d) diffs.set(firstPass, (d = diffProfiles(profiles[firstPass - 1], profiles[firstPass], machine, edition)));
+      switches = d.changes.find((c) => c.num === r.num && c.run === r.run)?.switches ?? d.differing;
+    }
+    return { num: r.num, run: r.run, outcomes, firstPass, switches };
+  });
+}
