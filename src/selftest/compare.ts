@@ -92,7 +92,10 @@ export function bisectCase(query: string, profiles: readonly Profile[], machine:
     let switches: SwitchName[] = [];
     if (firstPass > 0) {
       let d = diffs.get(firstPass);
-      if (!d) diffs.set(firstPass, (d = diffProfiles(profiles[firstPass - 1], profiles[firstPass], machine, edition)));
+      if (!d) {
+        d = diffProfiles(profiles[firstPass - 1], profiles[firstPass], machine, edition);
+        diffs.set(firstPass, d);
+      }
       switches = d.changes.find((c) => c.num === r.num && c.run === r.run)?.switches ?? d.differing;
     }
     return { num: r.num, run: r.run, outcomes, firstPass, switches };
