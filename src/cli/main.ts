@@ -1,9 +1,15 @@
 /**
  * The cowlab command line. Bad input gets one line naming the valid choices and exit status 2.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { type Machine, SEED_MACHINE } from '../model/machine.ts';
 import { missingRequirements, PROFILES, type Profile, profileNames, resolveKernel, SWITCHES, type SwitchName } from '../model/profile.ts';
+import { InternalError, ScenarioError } from '../scenario/errors.ts';
+import { formatTable, formatTrace, type ProfileRun } from '../scenario/format.ts';
+import { toJson } from '../scenario/json.ts';
+import { declaredOutcome, loadScenario, runOnModel } from '../scenario/load.ts';
+import { printScenario } from '../scenario/printer.ts';
 import { bisectCase, diffProfiles } from '../selftest/compare.ts';
 import { runCow } from '../selftest/cow.ts';
 import { EDITIONS, type Edition, findEdition } from '../selftest/editions.ts';
@@ -85,7 +91,45 @@ function editionFrom(name: string): Edition {
   return e;
 }
 
-export function main(argv: string[], out: (s: string) => void, err: (s: string) => void): number {
+function readScenario(file: string) {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    usage(`cannot read '${file}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message}`);
+  }
+  return loadScenario(text, file);
+}
+
+/** `cowlab run`: exit 0 when the expectations hold (one kernel) or every verdict is the declared one (several). */
+function runCommand(file: string, o: { kernel: string[]; json?: boolean }, out: (s: string) => void, color: boolean): number {
+  const names = o.kernel.flatMap((k) => k.split(',')).flatMap((k) => (k === 'all' ? profileNames() : [k]));
+  const profiles = names.map((n) => kernelFrom(n, []));
+  const sc = readScenario(file);
+  const runs: ProfileRun[] = profiles.map((p) => ({
+    profile: p.name,
+    result: runOnModel(sc, p, { file }),
+    declared: declaredOutcome(sc, p.name),
+  }));
+  if (runs.length === 1) {
+    const r = runs[0].result;
+    out(
+      o.json
+        ? `${JSON.stringify({ file, kernel: runs[0].profile, declared: runs[0].declared ?? null, ...r }, null, 2)}\n`
+        : formatTrace(r, color),
+    );
+    return r.pass ? 0 : 1;
+  }
+  if (o.json)
+    out(
+      `${JSON.stringify({ file, title: sc.title, runs: runs.map((r) => ({ kernel: r.profile, declared: r.declared ?? null, ...r.result })) }, null, 2)}\n`,
+    );
+  else out(formatTable(sc.title, runs, color));
+  return runs.every((r) => r.result.pass === (r.declared ?? true)) ? 0 : 1;
+}
+
+export function main(argv: string[], out: (s: string) => void, err: (s: string) => void, opts: { color?: boolean } = {}): number {
   const program = new Command();
   program
     .name('cowlab')
@@ -161,9 +205,37 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
       for (const [name, d] of Object.entries(SWITCHES)) out(`  ${name} (since ${d.since}; ${d.commits.join(', ')})\n    ${d.summary}\n`);
     });
 
+  program
+    .command('run')
+    .description('run a scenario (.cow or its JSON form) on the model: trace, expectations, exit 1 when one fails')
+    .argument('<file>', 'scenario file')
+    .option('--kernel <profile...>', `kernel profile(s) (${profileNames().join(', ')}) or all; several print a table`, ['v6.2'])
+    .option('--json', 'machine-readable trace')
+    .action((file: string, o: { kernel: string[]; json?: boolean }) => {
+      code = runCommand(file, o, out, opts.color ?? false);
+    });
+
+  program
+    .command('convert')
+    .description('print a scenario in canonical .cow text or in its JSON form')
+    .argument('<file>', 'scenario file (.cow or .json)')
+    .addOption(new Option('--to <format>', 'output format').choices(['cow', 'json']).default('json'))
+    .action((file: string, o: { to: string }) => {
+      const sc = readScenario(file);
+      out(o.to === 'json' ? `${JSON.stringify(toJson(sc), null, 2)}\n` : printScenario(sc));
+    });
+
   try {
     program.parse(argv, { from: 'user' });
   } catch (e) {
+    if (e instanceof ScenarioError) {
+      err(`${e.format()}\n`);
+      return 2;
+    }
+    if (e instanceof InternalError) {
+      err(`${e.format()}\n`);
+      return 3;
+    }
     if (e instanceof UsageError) {
       err(`cowlab: ${e.message}\n`);
       return 2;
