@@ -28,9 +28,10 @@ function parseBool(name: string, v: string): boolean {
 }
 
 /** The on/off keys of --machine and the Machine field each sets. */
-const BOOL_KEYS: Record<string, 'thp' | 'hugeZeroPage' | 'swap' | 'liburing' | 'gupTest' | 'softDirty'> = {
+const BOOL_KEYS: Record<string, 'thp' | 'hugeZeroPage' | 'zeroPage' | 'swap' | 'liburing' | 'gupTest' | 'softDirty'> = {
   thp: 'thp',
   'huge-zeropage': 'hugeZeroPage',
+  zeropage: 'zeroPage',
   swap: 'swap',
   liburing: 'liburing',
   'gup-test': 'gupTest',
@@ -43,7 +44,8 @@ export function parseMachine(spec: string[]): Machine {
   for (const item of spec.flatMap((s) => s.split(','))) {
     if (!item) continue;
     const eq = item.indexOf('=');
-    if (eq < 0) usage(`--machine ${item}: expected key=value (keys: thp, huge-zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
+    if (eq < 0)
+      usage(`--machine ${item}: expected key=value (keys: thp, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
     const key = item.slice(0, eq);
     const v = item.slice(eq + 1);
     if (Object.hasOwn(BOOL_KEYS, key)) {
@@ -63,7 +65,7 @@ export function parseMachine(spec: string[]): Machine {
         break;
       }
       default:
-        usage(`--machine: unknown key '${key}' (valid: thp, huge-zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
+        usage(`--machine: unknown key '${key}' (valid: thp, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
     }
   }
   return m;

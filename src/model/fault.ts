@@ -95,7 +95,7 @@ export function thpEligible(k: Ctx, vma: Vma, pv: number): boolean {
  */
 function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): FaultResult {
   vma.anonVma = true;
-  if (!(flags & FAULT_FLAG_WRITE) && k.m.hugeZeroPage) {
+  if (!(flags & FAULT_FLAG_WRITE) && k.m.hugeZeroPage && k.m.zeroPage) {
     if (!mm.hugeZeroRef) {
       mm.hugeZeroRef = true;
       k.s.hugeZeroRefs++;
@@ -224,10 +224,11 @@ function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): 
 
 /**
  * do_anonymous_page(): a read fault (or an unshare fault that found nothing) maps the shared
- * zeropage; a write fault allocates a zeroed exclusive page.
+ * zeropage; a write fault allocates a zeroed exclusive page. Where the zeropage is forbidden
+ * (mm_forbids_zeropage), a read fault allocates too, mapped writable like after a write.
  */
 function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  if (!(flags & FAULT_FLAG_WRITE)) {
+  if (!(flags & FAULT_FLAG_WRITE) && k.m.zeroPage) {
     mm.pte[vpn] = { t: 'zero', softDirty: true };
     emitMm(k, mm, 'map shared zeropage', vpn * PAGE_SIZE);
     return 'ok';

@@ -19,6 +19,9 @@ export interface Machine {
   thpEnabled: 'always' | 'madvise' | 'never';
   /** transparent_hugepage/use_zero_page */
   hugeZeroPage: boolean;
+  /** read faults may map the shared zeropage (and the huge zeropage): false where
+   *  mm_forbids_zeropage() is true, e.g. a PVM guest booted with pvm_no_zero_page=1 (this machine) */
+  zeroPage: boolean;
   /** hugetlb sizes in the order readdir() lists /sys/kernel/mm/hugepages */
   hugetlb: HugetlbSize[];
   /** a swap device is configured (MADV_PAGEOUT can swap) */
@@ -46,6 +49,7 @@ export const SEED_MACHINE: Machine = {
   thp: true,
   thpEnabled: 'madvise',
   hugeZeroPage: true,
+  zeroPage: true,
   hugetlb: [
     { size: 2 * 1024 * 1024, nr: 2 },
     { size: 1024 * 1024 * 1024, nr: 2 },

@@ -195,3 +195,23 @@ test('access beyond the end of a file mapping is SIGBUS', () => {
   const a = sim.mmap(1, { len: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE, file: fd });
   assert.equal(sim.read(1, a + PAGE_SIZE, PAGE_SIZE), 'SIGBUS');
 });
+
+test('zeroPage=false (mm_forbids_zeropage, e.g. pvm_no_zero_page=1): read faults allocate writable exclusive pages, THP too', () => {
+  const sim = mkSim('v6.2', { zeroPage: false });
+  const a = anon(sim, PAGE_SIZE);
+  sim.read(1, a, PAGE_SIZE);
+  const p = pagePte(sim, 1, a);
+  assert.equal(p.write, true);
+  assert.equal(sim.state.folios[p.folio].exclusive[0], true);
+  const t = thpArea(sim);
+  sim.read(1, t, PAGE_SIZE);
+  assert.equal(pmd(sim, 1, t)?.t, 'thp');
+  // with the zeropage allowed, the same reads map the zeropages
+  const z = mkSim('v6.2');
+  const b = anon(z, PAGE_SIZE);
+  z.read(1, b, PAGE_SIZE);
+  assert.equal(pte(z, 1, b)?.t, 'zero');
+  const u = thpArea(z);
+  z.read(1, u, PAGE_SIZE);
+  assert.equal(pmd(z, 1, u)?.t, 'hugezero');
+});
