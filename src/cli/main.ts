@@ -3,6 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { hostMachine } from '../host/machine.ts';
 import { type Machine, SEED_MACHINE } from '../model/machine.ts';
 import { missingRequirements, PROFILES, type Profile, profileNames, resolveKernel, SWITCHES, type SwitchName } from '../model/profile.ts';
 import { InternalError, ScenarioError } from '../scenario/errors.ts';
@@ -40,12 +41,19 @@ const BOOL_KEYS: Record<string, 'thp' | 'hugeZeroPage' | 'zeroPage' | 'swap' | '
 
 /** --machine key=value,...: the machine cow.c detects (defaults: the seed mail's machine). */
 export function parseMachine(spec: string[]): Machine {
-  const m: Machine = { ...SEED_MACHINE, hugetlb: SEED_MACHINE.hugetlb.map((h) => ({ ...h })) };
+  let m: Machine = { ...SEED_MACHINE, hugetlb: SEED_MACHINE.hugetlb.map((h) => ({ ...h })) };
   for (const item of spec.flatMap((s) => s.split(','))) {
     if (!item) continue;
+    if (item === 'host') {
+      // this machine, as cow.c would detect it (src/host/machine.ts); later keys override
+      m = hostMachine();
+      continue;
+    }
     const eq = item.indexOf('=');
     if (eq < 0)
-      usage(`--machine ${item}: expected key=value (keys: thp, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
+      usage(
+        `--machine ${item}: expected key=value (keys: thp, thp-sizes, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`,
+      );
     const key = item.slice(0, eq);
     const v = item.slice(eq + 1);
     if (Object.hasOwn(BOOL_KEYS, key)) {
@@ -53,6 +61,18 @@ export function parseMachine(spec: string[]): Machine {
       continue;
     }
     switch (key) {
+      case 'thp-sizes': {
+        // thp-sizes=16kB+32kB+2048kB: the per-size THP directories (6.8+ kernels), PMD size included
+        const sizes = v.split('+').map((part) => {
+          const mt = /^(\d+)kB$/.exec(part);
+          const n = mt ? Number(mt[1]) * 1024 : Number.NaN;
+          if (!mt || n < 8192 || n > 2 * 1024 * 1024 || (n & (n - 1)) !== 0)
+            usage(`--machine thp-sizes=${v}: expected power-of-two sizes from 8kB to 2048kB joined by '+', e.g. 16kB+64kB+2048kB`);
+          return n;
+        });
+        m.thpSizes = [...new Set(sizes)].sort((a, b) => a - b);
+        break;
+      }
       case 'hugetlb': {
         // hugetlb=2048kB:2+1048576kB:0 (size:pages, in readdir order), or hugetlb=none
         m.hugetlb = [];
@@ -65,7 +85,9 @@ export function parseMachine(spec: string[]): Machine {
         break;
       }
       default:
-        usage(`--machine: unknown key '${key}' (valid: thp, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`);
+        usage(
+          `--machine: unknown key '${key}' (valid: thp, thp-sizes, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`,
+        );
     }
   }
   return m;
@@ -149,7 +171,7 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
     .description("run the kernel's COW selftest (tools/testing/selftests/mm/cow.c) on the model and print its TAP")
     .addOption(new Option('--kernel <profile>', kernelHelp).default('v6.2'))
     .addOption(suiteOption())
-    .option('--machine <key=value...>', machineHelp, [])
+    .option('--machine <key=value...>', `${machineHelp}; 'host' for this machine`, [])
     .option('--set <switch=on|off...>', 'override profile switches (see `cowlab profiles`)', [])
     .action((o: { kernel: string; suite: string; machine: string[]; set: string[] }) => {
       const profile = kernelFrom(o.kernel, o.set);

@@ -7,6 +7,7 @@ import {
   FAULT_FLAG_WRITE,
   HPAGE_PMD_NR,
   PAGE_SIZE,
+  PMD_SIZE,
   VM_HUGEPAGE,
   VM_MAYWRITE,
   VM_NOHUGEPAGE,
@@ -78,15 +79,41 @@ export function handleMmFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: num
 }
 
 /**
- * THP for a fault: PMD THP configured, the VMA allows it (enabled=always, or madvise and
- * VM_HUGEPAGE; never with VM_NOHUGEPAGE), anonymous, and the whole PMD range lies in the VMA.
+ * Does the THP configuration allow folios of `size` bytes in this VMA? Anonymous, no
+ * VM_NOHUGEPAGE, and the size's setting: always, or madvise with VM_HUGEPAGE; 'inherit' follows the
+ * global `enabled`. Per-size settings exist from mthp (6.8); before, only the global one.
  */
+export function thpAllowed(k: Ctx, vma: Vma, size: number): boolean {
+  if (!k.m.thp || !vmaIsAnonymous(vma) || vma.flags & VM_NOHUGEPAGE) return false;
+  let mode = k.sw.mthp ? (k.m.thpModes?.[size] ?? (size === PMD_SIZE ? 'inherit' : 'never')) : 'inherit';
+  if (mode === 'inherit') mode = k.m.thpEnabled;
+  return mode === 'always' || (mode === 'madvise' && (vma.flags & VM_HUGEPAGE) !== 0);
+}
+
+/** A PMD THP for a fault: allowed, and the whole PMD range lies in the VMA. */
 export function thpEligible(k: Ctx, vma: Vma, pv: number): boolean {
-  if (!k.m.thp || k.m.thpEnabled === 'never') return false;
-  if (!vmaIsAnonymous(vma) || vma.flags & VM_NOHUGEPAGE) return false;
-  if (k.m.thpEnabled === 'madvise' && !(vma.flags & VM_HUGEPAGE)) return false;
+  if (!thpAllowed(k, vma, PMD_SIZE)) return false;
   const start = pv * PAGE_SIZE;
   return start >= vma.start && start + HPAGE_PMD_NR * PAGE_SIZE <= vma.end;
+}
+
+/**
+ * alloc_anon_folio() (mthp, 6.8): the largest allowed size below the PMD size whose naturally
+ * aligned range around vpn lies in the VMA with every PTE none; 1 (a small folio) otherwise.
+ */
+function anonFolioPages(k: Ctx, mm: Mm, vma: Vma, vpn: number): number {
+  if (!k.sw.mthp) return 1;
+  const sizes = (k.m.thpSizes ?? []).filter((s) => s < PMD_SIZE).sort((a, b) => b - a);
+  for (const size of sizes) {
+    const nr = size / PAGE_SIZE;
+    const first = vpn - (vpn % nr);
+    if (first * PAGE_SIZE < vma.start || (first + nr) * PAGE_SIZE > vma.end) continue;
+    if (!thpAllowed(k, vma, size)) continue;
+    let none = true;
+    for (let i = 0; i < nr && none; i++) if (mm.pte[first + i]) none = false;
+    if (none) return nr;
+  }
+  return 1;
 }
 
 /**
@@ -234,11 +261,15 @@ function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): 
     return 'ok';
   }
   vma.anonVma = true;
-  const f = allocFolio(k, 'anon', 1, 0, [0]);
-  f.exclusive[0] = true;
-  mapPte(k, f.id, 0);
-  mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
-  emitMm(k, mm, 'new anon page', vpn * PAGE_SIZE, `folio ${f.id}`);
+  const nr = anonFolioPages(k, mm, vma, vpn);
+  const first = vpn - (vpn % nr);
+  const f = allocFolio(k, 'anon', nr, 0, new Array(nr).fill(0));
+  for (let i = 0; i < nr; i++) {
+    f.exclusive[i] = true;
+    mapPte(k, f.id, i);
+    mm.pte[first + i] = { t: 'page', folio: f.id, off: i, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+  }
+  emitMm(k, mm, nr > 1 ? `new mTHP (${nr * 4} kB)` : 'new anon page', first * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
 

@@ -12,11 +12,19 @@ export interface HugetlbSize {
   nr: number;
 }
 
+/** transparent_hugepage/hugepages-<N>kB/enabled; 'inherit' follows the global `enabled`. */
+export type ThpMode = 'always' | 'madvise' | 'never' | 'inherit';
+
 export interface Machine {
   /** PMD-sized THP available (transparent_hugepage/hpage_pmd_size readable) */
   thp: boolean;
   /** transparent_hugepage/enabled */
   thpEnabled: 'always' | 'madvise' | 'never';
+  /** anonymous THP sizes in bytes the kernel offers per size (hugepages-<N>kB/enabled, 6.8+),
+   *  ascending, PMD size included; absent: the PMD size only */
+  thpSizes?: number[];
+  /** per-size enabled settings (6.8+); absent sizes: 'inherit' for the PMD size, else 'never' */
+  thpModes?: Record<number, ThpMode>;
   /** transparent_hugepage/use_zero_page */
   hugeZeroPage: boolean;
   /** read faults may map the shared zeropage (and the huge zeropage): false where

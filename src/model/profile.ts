@@ -155,6 +155,16 @@ export const SWITCHES = {
     ],
     since: 'v6.5',
   },
+  mthp: {
+    summary:
+      'anonymous faults may allocate multi-size THPs (16 KiB up to below the PMD size), PTE-mapped, with per-size settings in transparent_hugepage/hugepages-<N>kB/enabled',
+    where: 'do_anonymous_page (alloc_anon_folio), thp_vma_allowable_orders',
+    commits: [
+      '19eaf44954df mm: thp: support allocation of anonymous multi-size THP',
+      '3485b88390b0 mm: thp: introduce multi-size THP sysfs interface',
+    ],
+    since: 'v6.8',
+  },
   'huge-zero-wp-alloc': {
     summary:
       'a write or unshare fault on the huge zeropage allocates a new PMD THP (zeroed) instead of splitting the PMD into zeropage PTEs and copying 4 KiB',
@@ -213,6 +223,7 @@ export const PROFILES: readonly Profile[] = [
   ),
   profile('v6.2', 'v6.2', 'Linux 6.2-6.4, with the seed "mm/gup: reliable R/O long-term pinning in COW mappings"'),
   profile('v6.5', 'v6.5', 'Linux 6.5-6.7: zeropage pins take no reference; long-term write pins of dirty-tracked file pages refused'),
+  profile('v6.8', 'v6.8', 'Linux 6.8-6.12: multi-size anonymous THP (mTHP)'),
   profile('v6.13', 'v6.13', 'Linux 6.13: a write or unshare fault on the huge zeropage allocates a THP'),
   profile('v6.15', 'v6.15', 'Linux 6.15-6.17: PTE-mapped THPs can be reused; FOLL_FORCE writes to R/O hugetlb allowed again (6.14)'),
   profile('latest', 'v6.18', "Linux 6.18, this machine's kernel (same rules as v6.15)"),

@@ -5,12 +5,12 @@
  * set of operations.
  */
 import { type Content, memset, readRange } from './access.ts';
-import { EINVAL, PAGE_SIZE } from './constants.ts';
+import { EINVAL, PAGE_SIZE, PMD_SIZE } from './constants.ts';
 import { createFile, dropFile, fallocate } from './files.ts';
 import { checkInvariants } from './invariants.ts';
 import * as io from './io.ts';
 import { type Ctx, type Event, findVma, lookup, proc, putRef } from './kernel.ts';
-import type { Machine } from './machine.ts';
+import type { Machine, ThpMode } from './machine.ts';
 import { madvise } from './madvise.ts';
 import { clearSoftDirty, exitMm, fork, type MmapArgs, mmap, mprotect, mremapFixed, munmap } from './mm.ts';
 import type { Profile } from './profile.ts';
@@ -56,6 +56,21 @@ export class Sim {
 
   get events(): Event[] {
     return this.k.trace ?? [];
+  }
+
+  /** The anonymous THP sizes with a sysfs directory of their own (6.8+; before, none but the
+   *  PMD size, which has the global setting): what cow.c's detect_thp_sizes() finds. */
+  thpSizes(): number[] {
+    if (!this.machine.thp) return [];
+    return this.k.sw.mthp ? (this.machine.thpSizes ?? [PMD_SIZE]) : [PMD_SIZE];
+  }
+
+  /** echo MODE > transparent_hugepage/hugepages-<size/1024>kB/enabled (6.8+; ignored before,
+   *  where the file does not exist). Returns the previous mode. */
+  setThpMode(size: number, mode: ThpMode): ThpMode {
+    const prev = this.k.m.thpModes?.[size] ?? (size === PMD_SIZE ? 'inherit' : 'never');
+    if (this.k.sw.mthp) this.k.m = { ...this.k.m, thpModes: { ...this.k.m.thpModes, [size]: mode } };
+    return prev;
   }
 
   private done<T>(x: T): T {

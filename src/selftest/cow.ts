@@ -59,7 +59,9 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
   const ed = edition;
   const fill = ed.fill;
   const pmdsize = machine.thp ? PMD_SIZE : 0;
-  const thpSizes = pmdsize ? [pmdsize] : []; // v6.1/v6.2 have no multi-size THP
+  // detect_thp_sizes(): per-size sysfs directories exist from 6.8 (mthp); the editions before the
+  // per-size loop test the PMD size only
+  const thpSizes = ed.thpSizeSuffix ? sim.thpSizes() : pmdsize ? [pmdsize] : [];
   const hugetlbSizes = machine.hugetlb.map((h) => h.size);
   const hasHugeZeropage = machine.thp && machine.hugeZeroPage;
   const gupAvailable = machine.gupTest;
@@ -441,6 +443,8 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
     runWithBasePage(c.fn, c.desc, false);
     runWithBasePage(c.fn, c.desc, true);
     for (const S of thpSizes) {
+      // thp_push_settings(): only size S, always (the PMD size never, unless S is the PMD size)
+      const saved = ed.thpSizeSuffix ? [sim.setThpMode(pmdsize, 'never'), sim.setThpMode(S, 'always')] : [];
       const variants: Array<[string, ThpRun]> = [];
       if (S === pmdsize) variants.push([`with THP${sz(S)}`, 'pmd'], [`with swapped-out THP${sz(S)}`, 'pmd-swap']);
       variants.push(
@@ -454,6 +458,11 @@ export function runCow(profile: Profile, machine: Machine, edition: Edition, opt
       for (const [suffix, r] of variants) {
         run(`${c.desc} ... ${suffix}`);
         doRunWithThp(c.fn, r, S);
+      }
+      // thp_pop_settings()
+      if (ed.thpSizeSuffix) {
+        sim.setThpMode(S, saved[1]);
+        sim.setThpMode(pmdsize, saved[0]);
       }
     }
     for (const hs of hugetlbSizes) runWithHugetlb(c.fn, c.desc, hs);

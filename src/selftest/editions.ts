@@ -52,9 +52,10 @@ const V6_2: Edition = {
   mprotectCases: true,
 };
 
-const LATEST: Edition = {
-  name: 'latest',
-  summary: 'tools/testing/selftests/mm/cow.c today (49850bd02658): THP sizes, collapse tests, named results, XFAIL for hugetlb vmsplice',
+const V6_18: Edition = {
+  name: 'v6.18',
+  summary:
+    'tools/testing/selftests/mm/cow.c at v6.18 (49850bd02658): THP sizes, collapse tests, named results, XFAIL for hugetlb vmsplice; FORCE_READ(mem) reads the pointer, so the huge zeropage tests skip',
   mprotectCases: true,
   collapseCases: true,
   headerFirst: true,
@@ -67,7 +68,15 @@ const LATEST: Edition = {
   ending: 'finished',
 };
 
-export const EDITIONS: readonly Edition[] = [SEED, V6_2, LATEST];
+const LATEST: Edition = {
+  ...V6_18,
+  name: 'latest',
+  summary:
+    "cow.c as the 6.18.y stable kernels (this machine's) ship it: v6.18 plus bce1dabd310e 'selftests/mm: fix usage of FORCE_READ() in cow tests', so the huge zeropage tests run",
+  prefaultNonAnon: true,
+};
+
+export const EDITIONS: readonly Edition[] = [SEED, V6_2, V6_18, LATEST];
 
 export function findEdition(name: string): Edition | undefined {
   return EDITIONS.find((e) => e.name === name);

@@ -26,7 +26,7 @@ test('bad input: one clear line naming the valid choices, exit 2', () => {
     [['diff'], /required option '--kernel <profile\.\.\.>' not specified/],
     [['bisect', 'no such case text'], /no case of suite 'seed' matches 'no such case text'/],
     [['bisect', 'zeropage', '--kernels', 'v6.1,v7'], /unknown kernel profile 'v7'/],
-    [['selftest', '--suite', 'nope'], /unknown suite 'nope' \(valid: seed, v6\.2, latest\)/],
+    [['selftest', '--suite', 'nope'], /unknown suite 'nope' \(valid: seed, v6\.2, v6\.18, latest\)/],
     [['selftest', '--machine', 'swap=maybe'], /swap=maybe: expected on or off/],
     [['selftest', '--machine', 'colour=blue'], /unknown key 'colour'/],
     [['selftest', '--set', 'no-such-switch=on'], /unknown switch 'no-such-switch'/],
@@ -63,7 +63,7 @@ test('profiles lists switches with commits; --json parses', () => {
   assert.ok(j.switches['gup-unshare-noanon'].commits[0].startsWith('84209e87c696'));
   assert.deepEqual(
     j.profiles.map((p: { name: string }) => p.name),
-    ['v5.7', 'v5.8', 'v5.9', 'v5.12', 'v5.18', 'v5.19', 'v6.1', 'v6.2', 'v6.5', 'v6.13', 'v6.15', 'latest'],
+    ['v5.7', 'v5.8', 'v5.9', 'v5.12', 'v5.18', 'v5.19', 'v6.1', 'v6.2', 'v6.5', 'v6.8', 'v6.13', 'v6.15', 'latest'],
   );
   assert.equal(j.switches['gup-force-cow'].until.split(' ')[0], 'v5.9');
 });

@@ -308,3 +308,53 @@ test('pte-thp-reuse (1da190f4d0a6, 6.15): a PTE-mapped THP whose only references
   sim.memset(1, t + PAGE_SIZE, 2, PAGE_SIZE);
   assert.notEqual(folioAt(sim, 1, t + PAGE_SIZE), f);
 });
+
+test('mthp (19eaf44954df, 6.8): with a size enabled, a write fault allocates the largest fitting mTHP, PTE-mapped', () => {
+  const machine = { ...SEED_MACHINE, thpSizes: [16 << 10, 64 << 10, PMD_SIZE] };
+  for (const [kernel, nr] of [
+    ['v6.5', 1],
+    ['v6.8', 16],
+  ] as const) {
+    const sim = new Sim(profile(kernel), machine, { trace: true });
+    assert.deepEqual(sim.thpSizes(), kernel === 'v6.8' ? machine.thpSizes : [PMD_SIZE]);
+    sim.setThpMode(16 << 10, 'always');
+    sim.setThpMode(64 << 10, 'always');
+    const a = anon(sim, 2 * 64 * 1024);
+    const at = a + 64 * 1024 + 5 * PAGE_SIZE;
+    sim.memset(1, at, 7, PAGE_SIZE);
+    const f = sim.state.folios[folioAt(sim, 1, at)];
+    assert.equal(f.nr, nr, kernel);
+    if (nr > 1) {
+      // aligned: the folio maps the whole 64 KiB block around the fault, exclusive, writable
+      assert.equal(folioAt(sim, 1, a + 64 * 1024), f.id);
+      assert.equal(pagePte(sim, 1, a + 64 * 1024).off, 0);
+      assert.ok(f.exclusive.every((x) => x));
+      assert.deepEqual(sim.read(1, a + 64 * 1024, 64 * 1024), [
+        [0, 5],
+        [7, 1],
+        [0, 10],
+      ]);
+    }
+    // a block that is not entirely none gets the next smaller size: 16 KiB
+    if (kernel === 'v6.8') {
+      const b = anon(sim, 128 * 1024);
+      const c = Math.ceil(b / (64 * 1024)) * 64 * 1024;
+      sim.setThpMode(64 << 10, 'never');
+      sim.memset(1, c + 60 * 1024, 1, PAGE_SIZE);
+      assert.equal(sim.state.folios[folioAt(sim, 1, c + 60 * 1024)].nr, 4);
+      sim.setThpMode(64 << 10, 'always');
+      sim.memset(1, c, 2, PAGE_SIZE);
+      assert.equal(sim.state.folios[folioAt(sim, 1, c)].nr, 4);
+    }
+  }
+  // the PMD size follows its own setting: 'never' keeps a MADV_HUGEPAGE range from getting a PMD THP
+  const sim = new Sim(profile('v6.8'), machine, { trace: true });
+  sim.setThpMode(PMD_SIZE, 'never');
+  const t = thpArea(sim);
+  sim.memset(1, t, 1, PAGE_SIZE);
+  assert.equal(pmd(sim, 1, t), undefined);
+  sim.setThpMode(PMD_SIZE, 'inherit');
+  const u = thpArea(sim);
+  sim.memset(1, u, 1, PAGE_SIZE);
+  assert.equal(pmd(sim, 1, u)?.t, 'thp');
+});

@@ -14,7 +14,21 @@ const inconsistent: Profile = {
 };
 
 test('profiles from v5.7 to latest, each with every switch, switches only ever added in order (but for the two that went away)', () => {
-  assert.deepEqual(profileNames(), ['v5.7', 'v5.8', 'v5.9', 'v5.12', 'v5.18', 'v5.19', 'v6.1', 'v6.2', 'v6.5', 'v6.13', 'v6.15', 'latest']);
+  assert.deepEqual(profileNames(), [
+    'v5.7',
+    'v5.8',
+    'v5.9',
+    'v5.12',
+    'v5.18',
+    'v5.19',
+    'v6.1',
+    'v6.2',
+    'v6.5',
+    'v6.8',
+    'v6.13',
+    'v6.15',
+    'latest',
+  ]);
   assert.equal(findProfile('v9.9'), undefined);
   assert.ok(Object.values(findProfile('v5.7')!.switches).every((x) => !x));
   for (const p of PROFILES) assert.deepEqual(Object.keys(p.switches).sort(), Object.keys(SWITCHES).sort());
@@ -31,7 +45,7 @@ test('profiles from v5.7 to latest, each with every switch, switches only ever a
   );
   assert.deepEqual(
     PROFILES.filter((p) => p.switches['hugetlb-no-force-write']).map((p) => p.name),
-    ['v6.2', 'v6.5', 'v6.13'],
+    ['v6.2', 'v6.5', 'v6.8', 'v6.13'],
   );
   for (let i = 1; i < PROFILES.length; i++) {
     for (const s of Object.keys(SWITCHES) as Array<keyof typeof SWITCHES>) {

@@ -77,7 +77,7 @@ test('plan and skips follow the machine', () => {
 
 // every profile with every edition (older kernels run the v6.2 edition, as people testing backports did)
 for (const kernel of profileNames()) {
-  for (const suite of ['seed', 'v6.2', 'latest']) {
+  for (const suite of kernel === 'latest' ? ['seed', 'v6.2', 'v6.18', 'latest'] : ['seed', 'v6.2', 'latest']) {
     test(`golden TAP: --kernel ${kernel} --suite ${suite}`, () => {
       const name = `cow-${kernel}-${suite}.tap`;
       const got = run(kernel, suite).tap;
