@@ -11,7 +11,7 @@ import { formatTable, formatTrace, type ProfileRun } from '../scenario/format.ts
 import { toJson } from '../scenario/json.ts';
 import { declaredOutcome, loadScenario, runOnModel } from '../scenario/load.ts';
 import { printScenario } from '../scenario/printer.ts';
-import { bisectCase, diffProfiles } from '../selftest/compare.ts';
+import { bisectCase, diffProfiles, historyTable } from '../selftest/compare.ts';
 import { runCow } from '../selftest/cow.ts';
 import { EDITIONS, type Edition, findEdition } from '../selftest/editions.ts';
 import { bisectJson, diffJson, formatBisect, formatDiff } from './kernels.ts';
@@ -193,6 +193,15 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
       const d = diffProfiles(a, b, parseMachine(o.machine), editionFrom(o.suite));
       out(o.json ? diffJson(d) : formatDiff(d));
       code = d.changes.length ? 1 : 0;
+    });
+
+  program
+    .command('history')
+    .description('markdown: every profile with its switches, and every selftest case on every profile with the switch that changes it (docs/profiles.md)')
+    .addOption(new Option('--suite <edition>', `cow.c edition (${EDITIONS.map((e) => e.name).join(', ')})`).default('v6.2'))
+    .option('--machine <key=value...>', machineHelp, [])
+    .action((o: { suite: string; machine: string[] }) => {
+      out(historyTable(PROFILES, parseMachine(o.machine), editionFrom(o.suite), { check: false }));
     });
 
   program

@@ -4,7 +4,7 @@
  * running the selftest on the model; nothing here knows an expected result.
  */
 import type { Machine } from '../model/machine.ts';
-import { type Profile, SWITCHES, type Switches, type SwitchName, withSwitch } from '../model/profile.ts';
+import { type Profile, SWITCHES, type SwitchDoc, type Switches, type SwitchName, withSwitch } from '../model/profile.ts';
 import { runCow } from './cow.ts';
 import type { Edition } from './editions.ts';
 import type { Outcome, TestResult } from './tap.ts';
@@ -34,8 +34,13 @@ function flip(a: Switches, b: Switches, name: SwitchName): Switches {
   return b[name] ? withSwitch(a, name) : { ...a, [name]: false };
 }
 
-function results(p: Profile, machine: Machine, edition: Edition): TestResult[] {
-  return runCow(p, machine, edition).results;
+/** Invariant checks can be turned off for speed (the test suite runs them on every profile). */
+export interface CompareOptions {
+  check?: boolean;
+}
+
+function results(p: Profile, machine: Machine, edition: Edition, opts: CompareOptions = {}): TestResult[] {
+  return runCow(p, machine, edition, { check: opts.check ?? true }).results;
 }
 
 /** Pairs results of two runs of the same edition on the same machine: by number, then by case. */
@@ -45,10 +50,10 @@ function pair(ra: TestResult[], rb: TestResult[]): Array<[TestResult, TestResult
   return out;
 }
 
-export function diffProfiles(a: Profile, b: Profile, machine: Machine, edition: Edition): ProfileDiff {
+export function diffProfiles(a: Profile, b: Profile, machine: Machine, edition: Edition, opts: CompareOptions = {}): ProfileDiff {
   const differing = (Object.keys(SWITCHES) as SwitchName[]).filter((s) => a.switches[s] !== b.switches[s]);
-  const ra = results(a, machine, edition);
-  const rb = results(b, machine, edition);
+  const ra = results(a, machine, edition, opts);
+  const rb = results(b, machine, edition, opts);
   const changed = pair(ra, rb).filter(([x, y]) => x.outcome !== y.outcome);
   // one run per differing switch: A with that switch as in B
   const flipped = new Map<SwitchName, TestResult[]>();
@@ -100,4 +105,43 @@ export function bisectCase(query: string, profiles: readonly Profile[], machine:
     }
     return { num: r.num, run: r.run, outcomes, firstPass, switches };
   });
+}
+
+/**
+ * The whole history as a markdown document: profiles x switches, then every case of `edition` x
+ * profile, each change between neighbouring profiles labelled with the switch(es) responsible.
+ */
+export function historyTable(profiles: readonly Profile[], machine: Machine, edition: Edition, opts: CompareOptions = {}): string {
+  const runs = profiles.map((p) => results(p, machine, edition, opts));
+  const diffs = profiles.slice(1).map((p, i) => diffProfiles(profiles[i], p, machine, edition, opts));
+  const names = Object.keys(SWITCHES) as SwitchName[];
+  const out: string[] = [];
+  out.push('## Profiles and their switches', '');
+  out.push(`| switch | since | ${profiles.map((p) => p.name).join(' | ')} |`);
+  out.push(`|---|---|${profiles.map(() => ':-:').join('|')}|`);
+  for (const n of names) {
+    const d = SWITCHES[n] as SwitchDoc;
+    out.push(`| \`${n}\` | ${d.since}${d.until ? ` (until ${d.until.split(' ')[0]})` : ''} | ${profiles.map((p) => (p.switches[n] ? 'on' : '·')).join(' | ')} |`);
+  }
+  out.push('', '## Switches', '');
+  for (const n of names) {
+    const d = SWITCHES[n] as SwitchDoc;
+    out.push(`- **\`${n}\`** (${d.since}${d.until ? `, until ${d.until}` : ''}; ${d.where}): ${d.summary}.`);
+    out.push(`  Commits: ${d.commits.join('; ')}.${d.requires ? ` Requires ${d.requires.join(', ')}.` : ''}${d.conflicts ? ` Conflicts with ${d.conflicts.join(', ')}.` : ''}`);
+  }
+  const show: Record<Outcome, string> = { pass: 'ok', fail: '**FAIL**', skip: 'skip', xfail: 'xfail' };
+  out.push('', `## cow.c (${edition.name} edition) case by case`, '');
+  out.push('Each change between two neighbouring profiles names the switch whose flip alone gives the newer result ("+" when only the switches together do).', '');
+  out.push(`| # | case | ${profiles.map((p) => p.name).join(' | ')} | changes |`);
+  out.push(`|---|---|${profiles.map(() => ':-:').join('|')}|---|`);
+  for (const [i, r] of runs[runs.length - 1].entries()) {
+    const row = runs.map((rs) => rs[i]?.outcome ?? 'skip');
+    const changes: string[] = [];
+    for (const [j, d] of diffs.entries()) {
+      const c = d.changes.find((x) => x.num === r.num && x.run === r.run);
+      if (c) changes.push(`${profiles[j + 1].name}: ${c.switches.join(c.together ? ' + ' : ' or ')}`);
+    }
+    out.push(`| ${r.num} | ${r.run.replace(/\|/g, '\\|')} | ${row.map((o) => show[o]).join(' | ')} | ${changes.join('; ')} |`);
+  }
+  return `${out.join('\n')}\n`;
 }
