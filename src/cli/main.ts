@@ -197,7 +197,9 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
 
   program
     .command('history')
-    .description('markdown: every profile with its switches, and every selftest case on every profile with the switch that changes it (docs/profiles.md)')
+    .description(
+      'markdown: every profile with its switches, and every selftest case on every profile with the switch that changes it (docs/profiles.md)',
+    )
     .addOption(new Option('--suite <edition>', `cow.c edition (${EDITIONS.map((e) => e.name).join(', ')})`).default('v6.2'))
     .option('--machine <key=value...>', machineHelp, [])
     .action((o: { suite: string; machine: string[] }) => {

@@ -179,10 +179,11 @@ export function gupTestStop(k: Ctx, p: Proc): number {
 export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): number {
   const flags = FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM;
   const nr = Math.ceil(len / PAGE_SIZE);
-  for (let a = addr; a < addr + len; a += PAGE_SIZE) {
+  for (let a = addr; a < addr + len; ) {
     const v = findVma(p.mm, a);
     if (!v) return -EFAULT;
     if (v.file >= 0 && k.s.files[v.file]?.kind === 'disk') return -95; // EOPNOTSUPP
+    a = v.end;
   }
   const r = gupAll(k, p, addr, nr, flags, false);
   if (typeof r === 'number') return r;

@@ -60,8 +60,12 @@ export function diffProfiles(a: Profile, b: Profile, machine: Machine, edition: 
   if (changed.length)
     for (const s of differing)
       flipped.set(s, results({ ...a, name: `${a.name}~${s}`, switches: flip(a.switches, b.switches, s) }, machine, edition));
+  // what each flip really changes: turning a switch on brings the switches it requires
+  const brings = new Map(differing.map((s) => [s, differing.filter((t) => flip(a.switches, b.switches, s)[t] !== a.switches[t])]));
   const changes = changed.map(([x, y]): CaseChange => {
-    const alone = differing.filter((s) => flipped.get(s)?.[x.num - 1]?.outcome === y.outcome);
+    const works = differing.filter((s) => flipped.get(s)?.[x.num - 1]?.outcome === y.outcome);
+    // a flip that only works because it brought another working switch along is not the cause
+    const alone = works.filter((s) => !works.some((t) => t !== s && brings.get(s)?.includes(t)));
     return { num: x.num, run: x.run, a: x.outcome, b: y.outcome, switches: alone.length ? alone : differing, together: !alone.length };
   });
   return { a, b, differing, changes };
@@ -121,17 +125,24 @@ export function historyTable(profiles: readonly Profile[], machine: Machine, edi
   out.push(`|---|---|${profiles.map(() => ':-:').join('|')}|`);
   for (const n of names) {
     const d = SWITCHES[n] as SwitchDoc;
-    out.push(`| \`${n}\` | ${d.since}${d.until ? ` (until ${d.until.split(' ')[0]})` : ''} | ${profiles.map((p) => (p.switches[n] ? 'on' : '·')).join(' | ')} |`);
+    out.push(
+      `| \`${n}\` | ${d.since}${d.until ? ` (until ${d.until.split(' ')[0]})` : ''} | ${profiles.map((p) => (p.switches[n] ? 'on' : '·')).join(' | ')} |`,
+    );
   }
   out.push('', '## Switches', '');
   for (const n of names) {
     const d = SWITCHES[n] as SwitchDoc;
     out.push(`- **\`${n}\`** (${d.since}${d.until ? `, until ${d.until}` : ''}; ${d.where}): ${d.summary}.`);
-    out.push(`  Commits: ${d.commits.join('; ')}.${d.requires ? ` Requires ${d.requires.join(', ')}.` : ''}${d.conflicts ? ` Conflicts with ${d.conflicts.join(', ')}.` : ''}`);
+    out.push(
+      `  Commits: ${d.commits.join('; ')}.${d.requires ? ` Requires ${d.requires.join(', ')}.` : ''}${d.conflicts ? ` Conflicts with ${d.conflicts.join(', ')}.` : ''}`,
+    );
   }
   const show: Record<Outcome, string> = { pass: 'ok', fail: '**FAIL**', skip: 'skip', xfail: 'xfail' };
   out.push('', `## cow.c (${edition.name} edition) case by case`, '');
-  out.push('Each change between two neighbouring profiles names the switch whose flip alone gives the newer result ("+" when only the switches together do).', '');
+  out.push(
+    'Each change between two neighbouring profiles names the switch whose flip alone gives the newer result ("+" when only the switches together do).',
+    '',
+  );
   out.push(`| # | case | ${profiles.map((p) => p.name).join(' | ')} | changes |`);
   out.push(`|---|---|${profiles.map(() => ':-:').join('|')}|---|`);
   for (const [i, r] of runs[runs.length - 1].entries()) {
