@@ -1,18 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
-
-function cli(args: string[]) {
-  let out = '';
-  let err = '';
-  const code = main(
-    args,
-    (s) => (out += s),
-    (s) => (err += s),
-  );
-  return { code, out, err };
-}
+import { cli } from './helpers.ts';
 
 test('bad input: one clear line naming the valid choices, exit 2', () => {
   const cases: Array<[string[], RegExp]> = [

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
+import { cli } from '../cli/helpers.ts';
 
 const ex = (f: string) => new URL(`../../examples/${f}`, import.meta.url).pathname;
 const bin = new URL('../../bin/cowlab.js', import.meta.url).pathname;
@@ -15,17 +15,6 @@ const file = (name: string, text: string) => {
   writeFileSync(p, text);
   return p;
 };
-
-function cli(args: string[]) {
-  let out = '';
-  let err = '';
-  const code = main(
-    args,
-    (s) => (out += s),
-    (s) => (err += s),
-  );
-  return { code, out, err };
-}
 
 test('run: 0 when the expectations hold, 1 when one fails; the trace on stdout', () => {
   const ok = cli(['run', ex('cve-2020-29374-vmsplice.cow')]);
