@@ -270,14 +270,15 @@ export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: bo
 // O_DIRECT and plain file I/O
 
 /**
- * O_DIRECT read(file -> memory) / write(memory -> file). In v6.1/v6.2 the block layer takes plain
- * FOLL_GET references (bio_iov_iter_get_pages); FOLL_WRITE for a read into memory. The I/O
- * completes synchronously and the references are dropped.
+ * O_DIRECT read(file -> memory) / write(memory -> file) through bio_iov_iter_get_pages: plain
+ * FOLL_GET references before odirect-foll-pin, short-term FOLL_PIN pins after (so a write to the
+ * file from a shared anonymous page unshares it first, and the mm gets MMF_HAS_PINNED);
+ * FOLL_WRITE for a read into memory. The I/O completes synchronously and the pages are released.
  */
 export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: number, len: number, toMemory: boolean): number {
   const file = k.s.files[fileId];
   if (!file || addr % PAGE_SIZE || len % PAGE_SIZE || offset % PAGE_SIZE) return -EINVAL;
-  const flags = FOLL_GET | (toMemory ? FOLL_WRITE : 0);
+  const flags = (k.sw['odirect-foll-pin'] ? FOLL_PIN : FOLL_GET) | (toMemory ? FOLL_WRITE : 0);
   const nr = len / PAGE_SIZE;
   const r = gupAll(k, p, addr, nr, flags, true);
   if (typeof r === 'number') return r;

@@ -145,6 +145,15 @@ export const SWITCHES = {
     commits: ["c8070b787519 mm: Don't pin ZERO_PAGE in pin_user_pages()"],
     since: 'v6.5',
   },
+  'odirect-foll-pin': {
+    summary:
+      'O_DIRECT pins the user pages with FOLL_PIN (iov_iter_extract_pages) instead of taking FOLL_GET references: a write to a file from a shared anonymous page unshares it first, and the mm is marked MMF_HAS_PINNED',
+    where: 'bio_iov_iter_get_pages (block/bio.c), iomap direct I/O',
+    commits: [
+      "'block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages' (David Howells' series 'iov_iter: Improve page extraction (pin or just list)'; mainline id not verified)",
+    ],
+    since: 'v6.3',
+  },
   'longterm-write-file-refused': {
     summary:
       'FOLL_LONGTERM|FOLL_WRITE on a shared file mapping that needs dirty tracking (a disk file, not shmem or hugetlbfs) fails with EFAULT; GUP-fast leaves such pages to the slow path',

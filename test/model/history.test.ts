@@ -358,3 +358,23 @@ test('mthp (19eaf44954df, 6.8): with a size enabled, a write fault allocates the
   sim.memset(1, u, 1, PAGE_SIZE);
   assert.equal(pmd(sim, 1, u)?.t, 'thp');
 });
+
+test('odirect-foll-pin (6.3): an O_DIRECT write from a page shared after fork unshares it first (R/O FOLL_PIN)', () => {
+  for (const [kernel, unshared] of [
+    ['v6.2', false],
+    ['v6.5', true],
+  ] as const) {
+    const sim = mkSim(kernel);
+    const a = anon(sim, PAGE_SIZE);
+    sim.memset(1, a, 1, PAGE_SIZE);
+    const c = sim.fork(1);
+    const shared = folioAt(sim, 1, a);
+    const fd = sim.tmpfile();
+    sim.fallocate(fd, PAGE_SIZE);
+    assert.equal(sim.directIo(1, fd, 0, a, PAGE_SIZE, false), PAGE_SIZE);
+    assert.equal(folioAt(sim, 1, a) !== shared, unshared, kernel);
+    assert.equal(folioAt(sim, c, a), shared);
+    assert.deepEqual(sim.pread(fd, 0, PAGE_SIZE), [[1, 1]]);
+    assert.equal(sim.state.procs[1].mm.hasPinned, unshared, `${kernel}: MMF_HAS_PINNED`);
+  }
+});
