@@ -1,6 +1,7 @@
 /**
  * npm run bench: the selftest on the model (invariant checks off, as a benchmark of the rules) and
- * clone + canonical hash of a typical state. Prints one line per figure.
+ * clone + canonical hash of a typical state. Prints one line per figure. Times are CPU time of
+ * this process (process.cpuUsage), median of several runs, so a busy machine disturbs them less.
  */
 import { SEED_MACHINE } from '../src/model/machine.ts';
 import { findProfile } from '../src/model/profile.ts';
@@ -9,17 +10,27 @@ import { cloneState, hashState } from '../src/model/state.ts';
 import { runCow } from '../src/selftest/cow.ts';
 import { findEdition } from '../src/selftest/editions.ts';
 
+/** Median CPU milliseconds of `runs` calls of fn (after one warm-up call). */
+function cpuMs(fn: () => void, runs: number): number {
+  fn();
+  const xs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
+    fn();
+    const c = process.cpuUsage(c0);
+    xs.push((c.user + c.system) / 1000);
+  }
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor(runs / 2)];
+}
+
 const profile = findProfile('v6.2')!;
 for (const [suite, check] of [
   ['latest', false],
   ['seed', false],
   ['latest', true],
 ] as const) {
-  runCow(profile, SEED_MACHINE, findEdition(suite)!, { check }); // warm-up
-  const n = 3;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) runCow(profile, SEED_MACHINE, findEdition(suite)!, { check });
-  const ms = (performance.now() - t0) / n;
+  const ms = cpuMs(() => runCow(profile, SEED_MACHINE, findEdition(suite)!, { check }), 5);
   console.log(`selftest --suite ${suite} (invariants ${check ? 'on' : 'off'}): ${ms.toFixed(1)} ms per run`);
 }
 
@@ -34,11 +45,36 @@ sim.vmsplice(c, p, a, 4096);
 sim.gupTestStart(1, a + 4096, 4096, false, false);
 const s = sim.state;
 let sink = 0;
-const N = 200_000;
-const t1 = performance.now();
-for (let i = 0; i < N; i++) sink += hashState(cloneState(s)).length;
-const secs = (performance.now() - t1) / 1000;
+const N = 100_000;
+const rate = (fn: () => void) =>
+  Math.round(
+    N /
+      (cpuMs(() => {
+        for (let i = 0; i < N; i++) fn();
+      }, 3) /
+        1000),
+  );
+const fmt = (x: number) => x.toLocaleString('en-US');
+const size = JSON.stringify(s).length;
 console.log(
-  `clone+hash of a ${JSON.stringify(s).length}-byte state: ${Math.round(N / secs).toLocaleString('en-US')} per second (one core)`,
+  `clone of a ${size}-byte state: ${fmt(
+    rate(() => {
+      sink += cloneState(s).nextId;
+    }),
+  )} per second (one core)`,
+);
+console.log(
+  `canonical hash: ${fmt(
+    rate(() => {
+      sink += hashState(s).length;
+    }),
+  )} per second`,
+);
+console.log(
+  `clone+hash: ${fmt(
+    rate(() => {
+      sink += hashState(cloneState(s)).length;
+    }),
+  )} per second`,
 );
 if (sink === 0) console.log('');

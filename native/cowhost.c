@@ -703,6 +703,15 @@ static void worker_cmd(args_t *a, sbuf *b, int passed_fd) {
     int r = open(dir, flags, 0600);
     if (r < 0) reply_err(b, errno, "open(%s, O_TMPFILE%s)", dir, (flags & O_DIRECT) ? "|O_DIRECT" : "");
     else sb_printf(b, "{\"ok\":true,\"fd\":%d}", r);
+  } else if (!strcmp(c, "reopen")) {
+    /* a second open file description of fd (e.g. with O_DIRECT for one step, the first fd stays buffered) */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int flags = O_RDWR | O_CLOEXEC;
+    if (arg_num(a, "direct", 0, &bad)) flags |= O_DIRECT;
+    int r = open(path, flags);
+    if (r < 0) reply_err(b, errno, "open(%s%s)", path, (flags & O_DIRECT) ? ", O_DIRECT" : "");
+    else sb_printf(b, "{\"ok\":true,\"fd\":%d}", r);
   } else if (!strcmp(c, "ftruncate")) {
     if (ftruncate(fd, (off_t)len)) reply_err(b, errno, "ftruncate");
     else sb_puts(b, "{\"ok\":true}");
@@ -1001,6 +1010,44 @@ static void worker_died(int i, sbuf *b) {
 
 static void json_bool(sbuf *b, const char *key, int v) { sb_printf(b, ",\"%s\":%s", key, v ? "true" : "false"); }
 
+/* PAGEMAP_SCAN (include/uapi/linux/fs.h, 6.7+), declared here: the build host's uapi may be older */
+struct cowhost_page_region {
+  uint64_t start, end, categories;
+};
+struct cowhost_pm_scan_arg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define COWHOST_PAGEMAP_SCAN _IOWR('f', 16, struct cowhost_pm_scan_arg)
+#define COWHOST_PAGE_IS_PRESENT (1ULL << 3)
+#define COWHOST_PAGE_IS_HUGE (1ULL << 6)
+
+/* Per page of [addr, addr + n pages): 1 if PMD-mapped THP or hugetlb (PAGE_IS_HUGE), 0 if not,
+   all -1 if the kernel has no PAGEMAP_SCAN. */
+static void scan_huge(int fd, uintptr_t addr, long n, signed char *out) {
+  memset(out, 0, (size_t)n);
+  struct cowhost_page_region *vec = calloc((size_t)n, sizeof *vec);
+  if (!vec) _exit(99);
+  struct cowhost_pm_scan_arg arg = {0};
+  arg.size = sizeof arg;
+  arg.start = addr;
+  arg.end = addr + (uint64_t)n * PAGE;
+  arg.vec = (uint64_t)(uintptr_t)vec;
+  arg.vec_len = (uint64_t)n;
+  arg.return_mask = COWHOST_PAGE_IS_PRESENT | COWHOST_PAGE_IS_HUGE;
+  long k = ioctl(fd, COWHOST_PAGEMAP_SCAN, &arg);
+  if (k < 0) {
+    memset(out, -1, (size_t)n);
+  } else {
+    for (long i = 0; i < k; i++) {
+      if (!(vec[i].categories & COWHOST_PAGE_IS_HUGE)) continue;
+      for (uint64_t a = vec[i].start; a < vec[i].end; a += PAGE)
+        if (a >= addr && a < arg.end) out[(a - addr) / PAGE] = 1;
+    }
+  }
+  free(vec);
+}
+
 static void ctl_pagemap(proc_t *p, uintptr_t addr, long n, sbuf *b) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/pagemap", p->pid);
@@ -1013,9 +1060,13 @@ static void ctl_pagemap(proc_t *p, uintptr_t addr, long n, sbuf *b) {
   if (!e) _exit(99);
   ssize_t k = pread(fd, e, (size_t)n * 8, (off_t)(addr / PAGE * 8));
   int err = errno;
+  signed char *hv = malloc((size_t)n);
+  if (!hv) _exit(99);
+  if (k >= 0) scan_huge(fd, addr & ~(uintptr_t)(PAGE - 1), n, hv);
   close(fd);
   if (k < 0) {
     free(e);
+    free(hv);
     reply_err(b, err, "read %s", path);
     return;
   }
@@ -1032,6 +1083,7 @@ static void ctl_pagemap(proc_t *p, uintptr_t addr, long n, sbuf *b) {
     json_bool(b, "softDirty", v >> 55 & 1);
     json_bool(b, "uffdWp", v >> 57 & 1);
     if (swapped && frame) sb_printf(b, ",\"swapType\":%llu,\"swapOffset\":%llu", (unsigned long long)(frame & 31), (unsigned long long)(frame >> 5));
+    if (present && hv[i] >= 0) json_bool(b, "pmd", hv[i]);
     if (present && frame) {
       sb_printf(b, ",\"pfn\":%llu", (unsigned long long)frame);
       uint64_t cnt = 0, fl = 0;
@@ -1056,6 +1108,7 @@ static void ctl_pagemap(proc_t *p, uintptr_t addr, long n, sbuf *b) {
   }
   sb_puts(b, "]}");
   free(e);
+  free(hv);
 }
 
 /* "Key:   123 kB" lines of a /proc file into JSON numbers (kB); other values as strings. */
@@ -1347,11 +1400,20 @@ out:
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strncmp(argv[i], "--mem-limit=", 12)) mem_limit = strtoull(argv[i] + 12, NULL, 0);
-    else if (!strcmp(argv[i], "--version")) {
+    else if (!strcmp(argv[i], "--one-cpu")) {
+      /* every scenario process on the CPU the controller starts on: a fault's lru_add_drain()
+         then reaches the LRU batch holding a new page's extra reference (another CPU's batch
+         would keep it, and a write that could reuse the page copies it: nondeterminism) */
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      int cpu = sched_getcpu();
+      CPU_SET(cpu < 0 ? 0 : cpu, &set);
+      if (sched_setaffinity(0, sizeof set, &set)) perror("cowhost: sched_setaffinity");
+    } else if (!strcmp(argv[i], "--version")) {
       printf("cowhost %d\n", COWHOST_VERSION);
       return 0;
     } else {
-      fprintf(stderr, "usage: cowhost [--mem-limit=BYTES]\n");
+      fprintf(stderr, "usage: cowhost [--mem-limit=BYTES] [--one-cpu]\n");
       return 2;
     }
   }

@@ -14,6 +14,7 @@ import { printScenario } from '../scenario/printer.ts';
 import { bisectCase, diffProfiles, historyTable } from '../selftest/compare.ts';
 import { runCow } from '../selftest/cow.ts';
 import { EDITIONS, type Edition, findEdition } from '../selftest/editions.ts';
+import { hostCommand } from './host.ts';
 import { bisectJson, diffJson, formatBisect, formatDiff } from './kernels.ts';
 
 class UsageError extends Error {}
@@ -259,6 +260,18 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
       const sc = readScenario(file);
       out(o.to === 'json' ? `${JSON.stringify(toJson(sc), null, 2)}\n` : printScenario(sc));
     });
+
+  hostCommand(program, {
+    out,
+    err,
+    color: opts.color ?? false,
+    kernel: (name) => kernelFrom(name, []),
+    scenario: readScenario,
+    usage,
+    setCode: (c) => {
+      code = c;
+    },
+  });
 
   try {
     program.parse(argv, { from: 'user' });

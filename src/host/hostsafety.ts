@@ -127,9 +127,10 @@ export function recoverStaleSettings(): string[] {
     const path = join(tmpdir(), name);
     const f = loadFile(path);
     if (!f) continue;
+    // a live process's file (this process included: another thread of it, e.g. a HostSession in a
+    // worker thread, may start while the main thread holds a reservation) is never stale
     const alive = startTime(f.pid);
-    if (alive !== null && alive === f.start && f.pid !== process.pid) continue;
-    if (f.pid === process.pid && active) continue;
+    if (alive !== null && alive === f.start) continue;
     const failed = applyRestore(f);
     restored.push(...Object.keys(f.settings).filter((p) => !failed.includes(p)));
     if (failed.length === 0) unlinkSync(path);
@@ -255,6 +256,26 @@ export function hugetlbPool(size: number): HugetlbPool {
  * does not exist, without root, above the bound, or when the kernel cannot allocate the pages.
  */
 export async function withHugetlbReserved<T>(size: number, n: number, fn: (pool: HugetlbPool) => Promise<T>): Promise<T> {
+  const path = reserveHugetlb(size, n);
+  try {
+    return await fn(hugetlbPool(size));
+  } finally {
+    if (path) restoreSetting(path);
+  }
+}
+
+/** withHugetlbReserved for synchronous callers (the scenario runner over HostBackend). */
+export function withHugetlbReservedSync<T>(size: number, n: number, fn: (pool: HugetlbPool) => T): T {
+  const path = reserveHugetlb(size, n);
+  try {
+    return fn(hugetlbPool(size));
+  } finally {
+    if (path) restoreSetting(path);
+  }
+}
+
+/** Grows the pool so that n pages are free; returns the changed setting's path (null: nothing changed). */
+function reserveHugetlb(size: number, n: number): string | null {
   recoverStaleSettings();
   if (!hugetlbSizes().includes(size)) throw new HostSkip(`no ${size / 1024} kB hugetlb pages on this kernel`);
   if (n * size > HUGETLB_BOUND && !(size === HUGETLB_BOUND && n === 1))
@@ -263,14 +284,14 @@ export async function withHugetlbReserved<T>(size: number, n: number, fn: (pool:
   const path = `${hugepageDir(size)}/nr_hugepages`;
   const before = hugetlbPool(size);
   const need = Math.max(0, n - before.free);
+  if (need === 0) return null;
   try {
-    if (need > 0) {
-      changeSetting(path, String(before.nr + need));
-      const now = hugetlbPool(size);
-      if (now.free < n) throw new HostSkip(`the kernel gave only ${now.free} of ${n} free ${size / 1024} kB hugetlb pages`);
-    }
-    return await fn(hugetlbPool(size));
-  } finally {
+    changeSetting(path, String(before.nr + need));
+    const now = hugetlbPool(size);
+    if (now.free < n) throw new HostSkip(`the kernel gave only ${now.free} of ${n} free ${size / 1024} kB hugetlb pages`);
+  } catch (e) {
     restoreSetting(path);
+    throw e;
   }
+  return path;
 }

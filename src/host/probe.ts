@@ -44,6 +44,9 @@ export interface HostFacts {
   ioUringDisabled: number | null;
   /** liburing.h and liburing.so/.a are installed, so a cow.c build would define LOCAL_CONFIG_HAVE_LIBURING */
   liburing: boolean;
+  /** anon read faults may map the shared zeropage: false when /proc/cmdline has pvm_no_zero_page=1
+   *  (a PVM guest where mm_forbids_zeropage() is true: read faults allocate fresh pages) */
+  zeroPage: boolean;
 }
 
 const THP = 'sys/kernel/mm/transparent_hugepage';
@@ -237,6 +240,11 @@ function detectUseZeroPage(root: string): boolean {
   }
 }
 
+/** mm_forbids_zeropage(): known only for PVM guests booted with pvm_no_zero_page=1 */
+function detectZeroPage(root: string): boolean {
+  return !/(^|\s)pvm_no_zero_page=1(\s|$)/.test(readText(join(root, 'proc/cmdline')) ?? '');
+}
+
 export function probeHost(root = '/'): HostFacts {
   const pageSize = readPageSize(root);
   const pmdSize = readPmdSize(root);
@@ -255,5 +263,6 @@ export function probeHost(root = '/'): HostFacts {
     isRoot: detectRoot(root),
     ioUringDisabled: detectIoUringDisabled(root),
     liburing: detectLiburing(root),
+    zeroPage: detectZeroPage(root),
   };
 }

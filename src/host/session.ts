@@ -68,6 +68,8 @@ export interface HostPage {
   mlocked?: boolean;
   /** kpageflags bit 34 on an anonymous page: PG_anon_exclusive (of the folio's head page) */
   anonExclusive?: boolean;
+  /** PAGEMAP_SCAN PAGE_IS_HUGE (6.7+): mapped by a PMD (THP) or a hugetlb entry; absent without PAGEMAP_SCAN */
+  pmd?: boolean;
 }
 
 /** /proc/PID/status lines starting with Vm, Rss and HugetlbPages, in kB. */
@@ -132,6 +134,8 @@ export interface HostSessionOptions {
   timeoutMs?: number;
   /** bound on non-hugetlb mappings over all processes (default 1 GiB) */
   memLimit?: number;
+  /** run every scenario process on one CPU (--one-cpu: no LRU-batch references out of a fault's reach) */
+  oneCpu?: boolean;
 }
 
 type Reply = Record<string, unknown> & { ok: boolean; seq: number };
@@ -178,6 +182,7 @@ export class HostSession {
     if (why) throw new Error(`real-kernel backend unavailable: ${why}`);
     recoverStaleSettings();
     const args = opts.memLimit ? [`--mem-limit=${opts.memLimit}`] : [];
+    if (opts.oneCpu) args.push('--one-cpu');
     const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
     live.add(child);
     if (!exitHook) {
@@ -401,6 +406,10 @@ export class HostSession {
   /** open(dir, O_TMPFILE|O_RDWR[|O_DIRECT]) */
   async tmpfile(p: number, dir: string, direct = false): Promise<number> {
     return Number((await this.call('tmpfile', { p, dir, direct })).fd);
+  }
+  /** open(/proc/self/fd/FD) again, O_RDWR (| O_DIRECT): a second open file description of the same file */
+  async reopen(p: number, fd: number, direct: boolean): Promise<number> {
+    return Number((await this.call('reopen', { p, fd, direct })).fd);
   }
   async ftruncate(p: number, fd: number, len: number): Promise<void> {
     await this.call('ftruncate', { p, fd, len });

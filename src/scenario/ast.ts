@@ -149,6 +149,8 @@ export type Item = Step | Expect;
 export interface MachineSpec {
   thp?: boolean;
   hugeZeropage?: boolean;
+  /** read faults may map the shared zeropage (off: mm_forbids_zeropage(), e.g. pvm_no_zero_page=1) */
+  zeroPage?: boolean;
   swap?: boolean;
   gupTest?: boolean;
   softDirty?: boolean;

@@ -342,6 +342,7 @@ export function fromJson(text: string, file = '<input>'): Scenario {
     {
       thp: 'bool?',
       hugeZeropage: 'bool?',
+      zeroPage: 'bool?',
       swap: 'bool?',
       gupTest: 'bool?',
       softDirty: 'bool?',

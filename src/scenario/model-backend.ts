@@ -47,6 +47,7 @@ export function machineFromSpec(m: MachineSpec): Machine {
     ...SEED_MACHINE,
     thp: m.thp ?? SEED_MACHINE.thp,
     hugeZeroPage: m.hugeZeropage ?? SEED_MACHINE.hugeZeroPage,
+    zeroPage: m.zeroPage ?? SEED_MACHINE.zeroPage,
     hugetlb: m.hugetlb ? m.hugetlb.map((h) => ({ size: h.size, nr: h.pages })) : SEED_MACHINE.hugetlb.map((h) => ({ ...h })),
     swap: m.swap ?? SEED_MACHINE.swap,
     gupTest: m.gupTest ?? SEED_MACHINE.gupTest,

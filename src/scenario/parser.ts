@@ -64,9 +64,10 @@ const OPS = [
   'clear_refs',
 ];
 
-const MACHINE_BOOLS: Record<string, 'thp' | 'hugeZeropage' | 'swap' | 'gupTest' | 'softDirty' | 'ipcLock'> = {
+const MACHINE_BOOLS: Record<string, 'thp' | 'hugeZeropage' | 'zeroPage' | 'swap' | 'gupTest' | 'softDirty' | 'ipcLock'> = {
   thp: 'thp',
   'huge-zeropage': 'hugeZeropage',
+  zeropage: 'zeroPage',
   swap: 'swap',
   'gup-test': 'gupTest',
   'soft-dirty': 'softDirty',

@@ -27,6 +27,7 @@ function fmtMachine(m: MachineSpec): string {
   const parts: string[] = [];
   if (m.thp !== undefined) parts.push(`thp=${onOff(m.thp)}`);
   if (m.hugeZeropage !== undefined) parts.push(`huge-zeropage=${onOff(m.hugeZeropage)}`);
+  if (m.zeroPage !== undefined) parts.push(`zeropage=${onOff(m.zeroPage)}`);
   if (m.hugetlb !== undefined)
     parts.push(`hugetlb=${m.hugetlb.length ? m.hugetlb.map((h) => `${fmtSize(h.size)}:${h.pages}`).join('+') : 'none'}`);
   if (m.swap !== undefined) parts.push(`swap=${onOff(m.swap)}`);

@@ -9,7 +9,17 @@
  * InternalError (for the model: a broken invariant, a cowlab bug).
  */
 import { type Expect, type Pos, type ProcRange, posOf, type Range, type Run, type Scenario, type Step } from './ast.ts';
-import { type Backend, type Bytes, bytesLength, fmtBytes, isFailure, type KernelEvent, type PageObs, pushBytes } from './backend.ts';
+import {
+  type Backend,
+  type Bytes,
+  bytesLength,
+  fmtBytes,
+  isFailure,
+  type KernelEvent,
+  type PageObs,
+  type ProcCounters,
+  pushBytes,
+} from './backend.ts';
 import { fmtSize, type ObjInfo, PAGE, resolveRange, symbols } from './check.ts';
 import { fail, InternalError, ScenarioError } from './errors.ts';
 import { fmtExpect, fmtPattern, fmtProcRange, fmtRange, fmtStep } from './printer.ts';
@@ -39,6 +49,14 @@ export interface StepTrace {
   error?: string;
   events: TraceEvent[];
   changes: Change[];
+  /** with RunOptions.observe: every watched page (`A:buf+4K`) and each live process's counters after the step */
+  observed?: Observed;
+}
+
+/** What a backend showed after a step, raw (for comparing two backends: src/host/diff.ts). */
+export interface Observed {
+  pages: Record<string, PageObs>;
+  counters: Record<string, ProcCounters>;
 }
 
 /** The verdict of an expectation, of a `! ERROR` step, or of a step that failed unexpectedly. */
@@ -69,6 +87,8 @@ export interface RunOptions {
   file?: string;
   /** record page and counter changes per step (default true) */
   watch?: boolean;
+  /** keep the raw observations after each step in StepTrace.observed (default false) */
+  observe?: boolean;
 }
 
 /** Pages the trace follows: per mapping, offsets of the pages named by ranges (at most 3 per range). */
@@ -174,16 +194,20 @@ export function runScenario(sc: Scenario, b: Backend, opts: RunOptions = {}): Ru
     }
   };
 
-  const snapshot = (): Map<string, string> => {
+  const snapshot = (raw?: Observed): Map<string, string> => {
     const snap = new Map<string, string>();
     for (const [pname, h] of procs) {
       if (!isAlive(pname)) continue;
       for (const w of watch) {
         const a = addrs.get(w.map);
         if (a === undefined) continue;
-        snap.set(`${pname}:${w.map}${w.off ? `+${fmtSize(w.off)}` : ''}`, obsText(b.page(h, a + w.off)));
+        const key = `${pname}:${w.map}${w.off ? `+${fmtSize(w.off)}` : ''}`;
+        const o = b.page(h, a + w.off);
+        if (raw) raw.pages[key] = o;
+        snap.set(key, obsText(o));
       }
       const c = b.counters(h);
+      if (raw) raw.counters[pname] = c;
       snap.set(`${pname} VmPin`, fmtSize(c.VmPin));
       snap.set(`${pname} VmLck`, fmtSize(c.VmLck));
     }
@@ -502,9 +526,10 @@ export function runScenario(sc: Scenario, b: Backend, opts: RunOptions = {}): Ru
       verdicts.push(v);
       continue;
     }
-    const before = guard(at, snapshot);
+    const before = guard(at, () => snapshot());
     const r = guard(at, () => perform(it));
-    const after = guard(at, snapshot);
+    const observed: Observed | undefined = opts.observe ? { pages: {}, counters: {} } : undefined;
+    const after = guard(at, () => snapshot(observed));
     const events = guard(at, () => b.drainEvents()).map((ev) => nameEvent(ev));
     const changes: Change[] = [];
     for (const [k, v] of after) {
@@ -514,6 +539,7 @@ export function runScenario(sc: Scenario, b: Backend, opts: RunOptions = {}): Ru
     const entry: StepTrace = { type: 'step', line: at.line, col: at.col, text: fmtStep(it), events, changes };
     if (r.result !== undefined) entry.result = r.result;
     if (r.error !== undefined) entry.error = r.error;
+    if (observed) entry.observed = observed;
     trace.push(entry);
     if (it.fails) {
       const ok = r.error === it.fails;

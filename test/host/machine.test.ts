@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { machineFromFacts, zeroPageForbidden } from '../../src/host/machine.ts';
+import { machineFromFacts } from '../../src/host/machine.ts';
 import type { HostFacts } from '../../src/host/probe.ts';
 
 const facts: HostFacts = {
@@ -17,18 +17,11 @@ const facts: HostFacts = {
   isRoot: true,
   ioUringDisabled: 0,
   liburing: true,
+  zeroPage: false,
 };
 
-test('pvm_no_zero_page=1 on the kernel command line forbids the zeropage; anything else does not', () => {
-  assert.equal(zeroPageForbidden('console=ttyS0 pvm_no_zero_page=1 quiet\n'), true);
-  assert.equal(zeroPageForbidden('pvm_no_zero_page=1'), true);
-  assert.equal(zeroPageForbidden('pvm_no_zero_page=0 quiet'), false);
-  assert.equal(zeroPageForbidden('xpvm_no_zero_page=1'), false);
-  assert.equal(zeroPageForbidden(''), false);
-});
-
 test('the host facts become the model machine: free huge pages as the pool, soft-dirty unknown = off, root has CAP_IPC_LOCK', () => {
-  const m = machineFromFacts(facts, 'pvm_no_zero_page=1');
+  const m = machineFromFacts(facts);
   assert.equal(m.thp, true);
   assert.deepEqual(m.thpSizes, [16 << 10, 64 << 10, 2 << 20]);
   assert.equal(m.zeroPage, false);
@@ -38,6 +31,6 @@ test('the host facts become the model machine: free huge pages as the pool, soft
   assert.equal(m.capIpcLock, true);
   assert.equal(m.liburing, true);
   // a PMD size the model does not know (e.g. 64 KiB base pages) means no THP
-  assert.equal(machineFromFacts({ ...facts, pmdSize: 512 << 20 }, '').thp, false);
-  assert.equal(machineFromFacts({ ...facts, thpEnabled: null }, '').thpEnabled, 'never');
+  assert.equal(machineFromFacts({ ...facts, pmdSize: 512 << 20 }).thp, false);
+  assert.equal(machineFromFacts({ ...facts, thpEnabled: null }).thpEnabled, 'never');
 });

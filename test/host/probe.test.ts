@@ -123,6 +123,7 @@ test('an empty tree: no THP, no hugetlb, no swap, nothing known', () => {
     isRoot: false,
     ioUringDisabled: null,
     liburing: false,
+    zeroPage: true,
   });
 });
 
@@ -174,4 +175,10 @@ test('the real machine: sane values only', () => {
   for (const h of facts.hugetlb) assert.ok(pow2(h.size) && h.nr >= 0 && h.free >= 0);
   assert.ok(facts.memlockLimit === Number.POSITIVE_INFINITY || facts.memlockLimit >= 0);
   assert.equal(facts.isRoot, process.geteuid?.() === 0);
+});
+
+test('zeroPage: false only when the kernel command line has pvm_no_zero_page=1', () => {
+  assert.equal(probeHost(fakeRoot({ 'proc/cmdline': 'console=ttyS0 pvm_no_zero_page=1 quiet\n' })).zeroPage, false);
+  assert.equal(probeHost(fakeRoot({ 'proc/cmdline': 'console=ttyS0 pvm_no_zero_page=0 quiet\n' })).zeroPage, true);
+  assert.equal(probeHost(fakeRoot({})).zeroPage, true, 'no /proc/cmdline: assume the zeropage');
 });

@@ -4,7 +4,7 @@
 export const ALL_FORMS = `# every statement form
 scenario "all forms \\"quoted\\""
 outcome v6.2 pass
-machine thp=on huge-zeropage=on hugetlb=2M:4+1G:1 swap=on gup-test=on soft-dirty=on memlock=8M ipc-lock=on
+machine thp=on huge-zeropage=on zeropage=on hugetlb=2M:4+1G:1 swap=on gup-test=on soft-dirty=on memlock=8M ipc-lock=on
 process A
 
 A: mmap buf anon private rw 16K

@@ -54,6 +54,7 @@ expect r == 0x11
 test('every statement form parses', () => {
   const sc = parseScenario(ALL_FORMS, 'all.cow');
   assert.equal(sc.machine.memlock, 8 * 1024 * 1024);
+  assert.equal(sc.machine.zeroPage, true);
   assert.deepEqual(sc.machine.hugetlb, [
     { size: 2 * 1024 * 1024, pages: 4 },
     { size: 1024 ** 3, pages: 1 },

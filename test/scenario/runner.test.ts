@@ -4,9 +4,11 @@ import { test } from 'node:test';
 import type { Backend } from '../../src/scenario/backend.ts';
 import { InternalError, ScenarioError } from '../../src/scenario/errors.ts';
 import { formatTable, formatTrace } from '../../src/scenario/format.ts';
+import { fromJson, toJson } from '../../src/scenario/json.ts';
 import { profileOrThrow, runOnModel } from '../../src/scenario/load.ts';
 import { ModelBackend, machineFromSpec } from '../../src/scenario/model-backend.ts';
 import { parseScenario } from '../../src/scenario/parser.ts';
+import { printScenario } from '../../src/scenario/printer.ts';
 import { runScenario, type StepTrace } from '../../src/scenario/runner.ts';
 
 const run = (body: string, kernel = 'v6.2') => {
@@ -136,4 +138,18 @@ test('a backend that throws is an internal error at the step, not a ScenarioErro
     () => runScenario(sc, broken, { file: 't.cow' }),
     (e: unknown) => e instanceof InternalError && e.line === 4 && /^t\.cow:4:1: internal error: Error: boom$/.test(e.format()),
   );
+});
+
+test('machine zeropage=off: an anonymous read fault allocates a fresh exclusive page (pvm_no_zero_page=1 guests)', () => {
+  const text = (z: string) =>
+    `scenario "z"\nmachine zeropage=${z}\nprocess A\nA: mmap m anon private rw 8K\nA: load m\nexpect A:m zeropage\nexpect A:m different-page A:m\n`;
+  const off = parseScenario(text('off'), 'z.cow');
+  assert.equal(off.machine.zeroPage, false);
+  assert.equal(machineFromSpec(off.machine).zeroPage, false);
+  const r = runOnModel(off, profileOrThrow('latest'));
+  assert.equal(r.verdicts[0].ok, false, 'no zeropage');
+  const on = runOnModel(parseScenario(text('on'), 'z.cow'), profileOrThrow('latest'));
+  assert.equal(on.verdicts[0].ok, true, 'the shared zeropage');
+  assert.match(printScenario(off), /^machine zeropage=off$/m);
+  assert.deepEqual(fromJson(JSON.stringify(toJson(off)), 'z.json').machine, { zeroPage: false });
 });
