@@ -20,6 +20,7 @@ export function machineFromFacts(f: HostFacts): Machine {
     thp: f.pmdSize === PMD_SIZE,
     thpEnabled: f.thpEnabled ?? 'never',
     thpSizes: f.thpSizes.filter((s) => s <= PMD_SIZE),
+    thpModes: { ...f.thpModes },
     hugeZeroPage: f.useZeroPage,
     zeroPage: f.zeroPage,
     // cow.c lists every size, even with no free page; the model's pool starts with the free ones

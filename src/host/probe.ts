@@ -47,6 +47,8 @@ export interface HostFacts {
   /** anon read faults may map the shared zeropage: false when /proc/cmdline has pvm_no_zero_page=1
    *  (a PVM guest where mm_forbids_zeropage() is true: read faults allocate fresh pages) */
   zeroPage: boolean;
+  /** hugepages-<kB>kB/enabled of each THP size (bytes -> always|madvise|never|inherit), 6.8+ */
+  thpModes: Record<number, 'always' | 'madvise' | 'never' | 'inherit'>;
 }
 
 const THP = 'sys/kernel/mm/transparent_hugepage';
@@ -128,6 +130,16 @@ function detectThpSizes(root: string, pmdSize: number, pageSize: number): number
     .sort((a, b) => a - b)
     .slice(0, MAX_THP_SIZES)
     .map((o) => kbPerPage * 2 ** o * 1024);
+}
+
+/** The per-size setting of each THP size (what `cat hugepages-<kB>kB/enabled` shows bracketed). */
+function detectThpModes(root: string, sizes: number[]): HostFacts['thpModes'] {
+  const out: HostFacts['thpModes'] = {};
+  for (const size of sizes) {
+    const mode = bracketed(readText(join(root, THP, `hugepages-${size / 1024}kB`, 'enabled')));
+    if (mode === 'always' || mode === 'madvise' || mode === 'never' || mode === 'inherit') out[size] = mode;
+  }
+  return out;
 }
 
 /** vm_util.c detect_hugetlb_page_sizes(): raw readdir order, DT_DIR entries that sscanf "hugepages-%zukB" accepts */
@@ -249,10 +261,11 @@ export function probeHost(root = '/'): HostFacts {
   const pageSize = readPageSize(root);
   const pmdSize = readPmdSize(root);
   const enabled = bracketed(readText(join(root, THP, 'enabled')));
+  const thpSizes = detectThpSizes(root, pmdSize, pageSize);
   return {
     pageSize,
     pmdSize,
-    thpSizes: detectThpSizes(root, pmdSize, pageSize),
+    thpSizes,
     thpEnabled: enabled === 'always' || enabled === 'madvise' || enabled === 'never' ? enabled : null,
     useZeroPage: detectUseZeroPage(root),
     hugetlb: detectHugetlb(root),
@@ -264,5 +277,6 @@ export function probeHost(root = '/'): HostFacts {
     ioUringDisabled: detectIoUringDisabled(root),
     liburing: detectLiburing(root),
     zeroPage: detectZeroPage(root),
+    thpModes: detectThpModes(root, thpSizes),
   };
 }

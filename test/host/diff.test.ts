@@ -189,6 +189,7 @@ const facts: HostFacts = {
   ioUringDisabled: 0,
   liburing: true,
   zeroPage: false,
+  thpModes: {},
 };
 const sc = (body: string, machine = '') =>
   parseScenario(`scenario "t"\n${machine ? `machine ${machine}\n` : ''}process A\n${body}`, 't.cow');

@@ -18,12 +18,14 @@ const facts: HostFacts = {
   ioUringDisabled: 0,
   liburing: true,
   zeroPage: false,
+  thpModes: { [16 << 10]: 'never', [64 << 10]: 'always', [2 << 20]: 'inherit' },
 };
 
 test('the host facts become the model machine: free huge pages as the pool, soft-dirty unknown = off, root has CAP_IPC_LOCK', () => {
   const m = machineFromFacts(facts);
   assert.equal(m.thp, true);
   assert.deepEqual(m.thpSizes, [16 << 10, 64 << 10, 2 << 20]);
+  assert.deepEqual(m.thpModes, { [16 << 10]: 'never', [64 << 10]: 'always', [2 << 20]: 'inherit' });
   assert.equal(m.zeroPage, false);
   assert.equal(m.hugeZeroPage, true);
   assert.deepEqual(m.hugetlb, [{ size: 2 << 20, nr: 3 }]);

@@ -77,6 +77,7 @@ test('probeHost reads a fake tree the way cow.c does', () => {
   assert.equal(facts.pageSize, 4096);
   assert.equal(facts.pmdSize, 2 * MiB);
   assert.deepEqual(facts.thpSizes, [16 * KiB, 64 * KiB, 2 * MiB]);
+  assert.deepEqual(facts.thpModes, { [16 * KiB]: 'never', [64 * KiB]: 'never', [2 * MiB]: 'inherit' });
   assert.equal(facts.thpEnabled, 'madvise');
   assert.equal(facts.useZeroPage, true);
   assert.deepEqual(
@@ -124,6 +125,7 @@ test('an empty tree: no THP, no hugetlb, no swap, nothing known', () => {
     ioUringDisabled: null,
     liburing: false,
     zeroPage: true,
+    thpModes: {},
   });
 });
 
