@@ -6,13 +6,22 @@
 import { SEED_MACHINE } from '../src/model/machine.ts';
 import { findProfile } from '../src/model/profile.ts';
 import { Sim } from '../src/model/sim.ts';
-import { cloneState, hashState } from '../src/model/state.ts';
+import { canonicalJson, cloneState, hashState } from '../src/model/state.ts';
 import { runCow } from '../src/selftest/cow.ts';
 import { findEdition } from '../src/selftest/editions.ts';
 
-/** Median CPU milliseconds of `runs` calls of fn (after one warm-up call). */
-function cpuMs(fn: () => void, runs: number): number {
+/** CPU milliseconds of one call. */
+function cpuOnce(fn: () => void): number {
+  const c0 = process.cpuUsage();
   fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
+/** Median CPU milliseconds of `runs` calls of fn, after `warm` warm-up calls (V8 needs a few runs
+ *  of the selftest before its code is optimised: the first runs in a process cost several times more). */
+function cpuMs(fn: () => void, runs: number, warm = 1): number {
+  for (let i = 0; i < warm; i++) fn();
   const xs: number[] = [];
   for (let i = 0; i < runs; i++) {
     const c0 = process.cpuUsage();
@@ -25,13 +34,16 @@ function cpuMs(fn: () => void, runs: number): number {
 }
 
 const profile = findProfile('v6.2')!;
+// what one `cowlab selftest` pays: the first run in a fresh process (no warm-up)
+const cold = cpuOnce(() => runCow(profile, SEED_MACHINE, findEdition('latest')!, { check: true }));
+console.log(`selftest --suite latest, first run in this process (invariants on, as cowlab selftest): ${cold.toFixed(1)} ms`);
 for (const [suite, check] of [
   ['latest', false],
   ['seed', false],
   ['latest', true],
 ] as const) {
-  const ms = cpuMs(() => runCow(profile, SEED_MACHINE, findEdition(suite)!, { check }), 5);
-  console.log(`selftest --suite ${suite} (invariants ${check ? 'on' : 'off'}): ${ms.toFixed(1)} ms per run`);
+  const ms = cpuMs(() => runCow(profile, SEED_MACHINE, findEdition(suite)!, { check }), 7, 4);
+  console.log(`selftest --suite ${suite} (invariants ${check ? 'on' : 'off'}), warm: ${ms.toFixed(1)} ms per run`);
 }
 
 // a typical explorer state: two processes after fork, a few small pages, a pipe, a pin
@@ -55,7 +67,7 @@ const rate = (fn: () => void) =>
         1000),
   );
 const fmt = (x: number) => x.toLocaleString('en-US');
-const size = JSON.stringify(s).length;
+const size = canonicalJson(s).length;
 console.log(
   `clone of a ${size}-byte state: ${fmt(
     rate(() => {

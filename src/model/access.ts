@@ -113,6 +113,7 @@ export function memset(k: Ctx, p: Proc, addr: number, token: Token, len: number)
 /** After a store at a - 4096: if that page sits in a writable PMD leaf, store the token in the
  *  rest of the leaf (up to end) and return where the leaf ends; else return a. */
 function storeRestOfPmd(k: Ctx, p: Proc, v: Vma, a: number, end: number, token: Token): number {
+  if (p.mm.pmd.size === 0) return a;
   const e = lookup(p.mm, v, a - PAGE_SIZE);
   if (e.level !== 'pmd' || !e.leaf.write) return a;
   const stop = Math.min(end, (e.vpn + HPAGE_PMD_NR) * PAGE_SIZE);
@@ -134,7 +135,7 @@ export function readRange(k: Ctx, p: Proc, addr: number, len: number): Content |
     const next = Math.min(Math.floor(a / unit) * unit + unit, end);
     pushContent(out, r.token, (next - a) / PAGE_SIZE);
     a = next;
-    if (!v || v.hugetlb || a >= end) continue;
+    if (!v || v.hugetlb || a >= end || p.mm.pmd.size === 0) continue;
     const e = lookup(p.mm, v, a - PAGE_SIZE);
     if (e.level !== 'pmd') continue;
     const stop = Math.min(end, (e.vpn + HPAGE_PMD_NR) * PAGE_SIZE);

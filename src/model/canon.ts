@@ -18,6 +18,20 @@
 import { PAGE_SIZE } from './constants.ts';
 import type { File, Folio, Mm, State } from './types.ts';
 
+/** The keys of a table in ascending order (page tables and page caches fill in any order). */
+function keysAsc(t: Map<number, unknown>): number[] {
+  const a: number[] = [];
+  let prev = Number.NEGATIVE_INFINITY;
+  let sorted = true;
+  for (const k of t.keys()) {
+    if (k < prev) sorted = false;
+    prev = k;
+    a.push(k);
+  }
+  if (!sorted) a.sort((x, y) => x - y);
+  return a;
+}
+
 /** Growable output buffer and the renumbering scratch, reused across calls. */
 let buf = new Int32Array(1024);
 let n = 0;
@@ -94,7 +108,7 @@ function slotRef(slot: number): void {
   slotGen[slot] = gen;
   slotNum[slot] = slots;
   w(slots++);
-  const sw = st.swap[slot];
+  const sw = st.swap.get(slot);
   if (!sw) {
     w(-2); // a reference to a freed slot: only a broken state has one
     return;
@@ -119,7 +133,7 @@ function fileRef(id: number): void {
   fileGen[id] = gen;
   fileNum[id] = files;
   w(files++);
-  const f = st.files[id];
+  const f = st.files.get(id);
   if (!f) {
     w(-2);
     return;
@@ -131,9 +145,9 @@ function fileBody(f: File): void {
   w(f.kind === 'shmem' ? 0 : f.kind === 'disk' ? 1 : 2);
   wide(f.hugetlb);
   wide(f.size);
-  for (const key in f.cache) {
-    w(+key);
-    folioRef(f.cache[key]);
+  for (const key of keysAsc(f.cache)) {
+    w(key);
+    folioRef(f.cache.get(key));
   }
   w(-1);
   for (const [token, pages] of f.disk) {
@@ -159,7 +173,7 @@ function folioRef(id: number): void {
   folioGen[id] = gen;
   folioNum[id] = folios;
   w(folios++);
-  const f = st.folios[id];
+  const f = st.folios.get(id);
   if (!f) {
     w(-2);
     return;
@@ -178,7 +192,7 @@ function folioBody(f: Folio): void {
   runs(f.mapcount);
   runs(f.exclusive);
   runs(f.data);
-  w(f.swapSlot >= 0 && st.swapcache[f.swapSlot] === f.id ? 1 : 0);
+  w(f.swapSlot >= 0 && st.swapcache.get(f.swapSlot) === f.id ? 1 : 0);
   slotRef(f.swapSlot);
   fileRef(f.file);
 }
@@ -200,10 +214,10 @@ function mmBody(mm: Mm): void {
     fileRef(v.file);
   }
   w(-1);
-  // page tables: keys are vpns below 2^32 (FIRST_MMAP), so for-in visits them in ascending order
-  for (const key in mm.pte) {
-    const p = mm.pte[key];
-    w(+key);
+  // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP)
+  for (const key of keysAsc(mm.pte)) {
+    const p = mm.pte.get(key);
+    w(key);
     if (p.t === 'page') {
       w(1 | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
       w(p.off);
@@ -216,16 +230,16 @@ function mmBody(mm: Mm): void {
     }
   }
   w(-1);
-  for (const key in mm.pmd) {
-    const p = mm.pmd[key];
-    w(+key);
+  for (const key of keysAsc(mm.pmd)) {
+    const p = mm.pmd.get(key);
+    w(key);
     w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
     folioRef(p.folio);
   }
   w(-1);
-  for (const key in mm.huge) {
-    const p = mm.huge[key];
-    w(+key);
+  for (const key of keysAsc(mm.huge)) {
+    const p = mm.huge.get(key);
+    w(key);
     w(+p.write | (+p.dirty << 1));
     folioRef(p.folio);
   }
@@ -255,10 +269,9 @@ function encode(s: State): number {
   w(s.hugeZeroRefs);
   w(s.hugeZeroPins);
   w(s.userLockedVm);
-  // processes are named by creation order (pids ascend with creation)
+  // processes are named by creation order (pids ascend with creation, tables keep insertion order)
   let rank = 0;
-  for (const key in s.procs) {
-    const pid = +key;
+  for (const pid of s.procs.keys()) {
     if (pid >= procGen.length) {
       procGen = grow(procGen, pid);
       procNum = grow(procNum, pid);
@@ -266,8 +279,7 @@ function encode(s: State): number {
     procGen[pid] = gen;
     procNum[pid] = rank++;
   }
-  for (const key in s.procs) {
-    const p = s.procs[key];
+  for (const p of s.procs.values()) {
     procRef(p.parent);
     w(+p.alive | (+p.capIpcLock << 1));
     w(p.status);
@@ -275,10 +287,10 @@ function encode(s: State): number {
     mmBody(p.mm);
   }
   w(-1);
-  for (const key in s.files) fileRef(+key);
+  for (const key of s.files.keys()) fileRef(key);
   w(-1);
-  for (const key in s.pipes) {
-    for (const b of s.pipes[key].bufs) {
+  for (const pipe of s.pipes.values()) {
+    for (const b of pipe.bufs) {
       w(b.first);
       w(b.n);
       folioRef(b.folio);
@@ -286,8 +298,7 @@ function encode(s: State): number {
     w(-1);
   }
   w(-1);
-  for (const key in s.pins) {
-    const ps = s.pins[key];
+  for (const ps of s.pins.values()) {
     w(ps.user === 'gup_test' ? 0 : ps.user === 'io_uring' ? 1 : ps.user === 'vfio' ? 2 : 3);
     procRef(ps.owner);
     w(ps.flags);
@@ -303,13 +314,11 @@ function encode(s: State): number {
   }
   w(-1);
   // what nothing references (only a leak would leave such a folio or slot)
-  for (const key in s.folios) if (folioGen[+key] !== gen) folioRef(+key);
+  for (const key of s.folios.keys()) if (folioGen[key] !== gen) folioRef(key);
   w(-1);
-  for (const key in s.swap) if (+key >= slotGen.length || slotGen[+key] !== gen) slotRef(+key);
+  for (const key of s.swap.keys()) if (key >= slotGen.length || slotGen[key] !== gen) slotRef(key);
   w(-1);
-  let cached = 0;
-  for (const _ in s.swapcache) cached++;
-  w(cached);
+  w(s.swapcache.size);
   return n;
 }
 

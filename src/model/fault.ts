@@ -62,7 +62,7 @@ export function handleMmFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: num
 
   const vpn = vpnOf(addr);
   const pv = pmdVpnOf(vpn);
-  const leaf = mm.pmd[pv];
+  const leaf = mm.pmd.get(pv);
   if (!leaf && !hasPteTable(mm, pv) && thpEligible(k, vma, pv)) {
     return doHugePmdAnonymousPage(k, mm, vma, pv, flags);
   }
@@ -110,7 +110,7 @@ function anonFolioPages(k: Ctx, mm: Mm, vma: Vma, vpn: number): number {
     if (first * PAGE_SIZE < vma.start || (first + nr) * PAGE_SIZE > vma.end) continue;
     if (!thpAllowed(k, vma, size)) continue;
     let none = true;
-    for (let i = 0; i < nr && none; i++) if (mm.pte[first + i]) none = false;
+    for (let i = 0; i < nr && none; i++) if (mm.pte.get(first + i)) none = false;
     if (none) return nr;
   }
   return 1;
@@ -127,7 +127,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
       mm.hugeZeroRef = true;
       k.s.hugeZeroRefs++;
     }
-    mm.pmd[pv] = { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: true };
+    mm.pmd.set(pv, { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: true });
     emitMm(k, mm, 'map huge zeropage', pv * PAGE_SIZE);
     return 'ok';
   }
@@ -135,7 +135,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
   f.exclusive[0] = true;
   mapEntire(k, f.id);
   const write = (vma.flags & VM_WRITE) !== 0;
-  mm.pmd[pv] = { t: 'thp', folio: f.id, write, dirty: true, softDirty: true };
+  mm.pmd.set(pv, { t: 'thp', folio: f.id, write, dirty: true, softDirty: true });
   emitMm(k, mm, 'new THP', pv * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
@@ -145,25 +145,25 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
  * the head's PG_anon_exclusive. The huge zeropage becomes 512 shared-zeropage PTEs.
  */
 export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
-  const leaf = mm.pmd[pv];
+  const leaf = mm.pmd.get(pv);
   if (!leaf) return;
-  delete mm.pmd[pv];
+  mm.pmd.delete(pv);
   emitMm(k, mm, 'split PMD', pv * PAGE_SIZE);
   if (leaf.t === 'hugezero') {
-    for (let i = 0; i < HPAGE_PMD_NR; i++) mm.pte[pv + i] = { t: 'zero', softDirty: leaf.softDirty };
+    for (let i = 0; i < HPAGE_PMD_NR; i++) mm.pte.set(pv + i, { t: 'zero', softDirty: leaf.softDirty });
     return;
   }
   const f = folio(k, leaf.folio);
   const excl = f.exclusive[0];
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
-    mm.pte[pv + i] = {
+    mm.pte.set(pv + i, {
       t: 'page',
       folio: f.id,
       off: i,
       write: leaf.write,
       dirty: leaf.dirty,
       softDirty: leaf.softDirty,
-    };
+    });
     f.mapcount[i]++;
     if (excl) f.exclusive[i] = true;
   }
@@ -181,7 +181,7 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
  *   that a whole new THP receives a copy of the 2 MiB.
  */
 function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' | 'fallback' {
-  const leaf = mm.pmd[pv];
+  const leaf = mm.pmd.get(pv);
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   if (leaf.t === 'hugezero') {
     if (k.sw['huge-zero-wp-alloc'] || !k.sw['thp-cow-split']) return thpCopy(k, mm, vma, pv, 'huge zeropage');
@@ -221,13 +221,13 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
  * exclusive, writable when the VMA is (do_huge_zero_wp_pmd does so for unshare faults too).
  */
 function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
-  const old = mm.pmd[pv];
+  const old = mm.pmd.get(pv);
   const data = old.t === 'hugezero' ? new Array(HPAGE_PMD_NR).fill(0) : folio(k, old.folio).data.slice();
   const f = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, data);
   f.exclusive[0] = true;
   mapEntire(k, f.id);
   vma.anonVma = true;
-  mm.pmd[pv] = { t: 'thp', folio: f.id, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+  mm.pmd.set(pv, { t: 'thp', folio: f.id, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   if (old.t === 'thp') unmapEntire(k, old.folio);
   emitMm(k, mm, 'COW: new THP', pv * PAGE_SIZE, `${from} -> folio ${f.id}`);
   return 'done';
@@ -236,7 +236,7 @@ function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
 /** handle_pte_fault() */
 function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
   const vpn = vpnOf(addr);
-  const pte = mm.pte[vpn];
+  const pte = mm.pte.get(vpn);
   if (!pte) {
     if (vmaIsAnonymous(vma)) return doAnonymousPage(k, mm, vma, vpn, flags);
     return doFault(k, mm, vma, vpn, flags);
@@ -256,7 +256,7 @@ function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): 
  */
 function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
   if (!(flags & FAULT_FLAG_WRITE) && k.m.zeroPage) {
-    mm.pte[vpn] = { t: 'zero', softDirty: true };
+    mm.pte.set(vpn, { t: 'zero', softDirty: true });
     emitMm(k, mm, 'map shared zeropage', vpn * PAGE_SIZE);
     return 'ok';
   }
@@ -267,7 +267,7 @@ function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): 
   for (let i = 0; i < nr; i++) {
     f.exclusive[i] = true;
     mapPte(k, f.id, i);
-    mm.pte[first + i] = { t: 'page', folio: f.id, off: i, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+    mm.pte.set(first + i, { t: 'page', folio: f.id, off: i, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   }
   emitMm(k, mm, nr > 1 ? `new mTHP (${nr * 4} kB)` : 'new anon page', first * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
@@ -288,20 +288,20 @@ function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRes
     const f = allocFolio(k, 'anon', 1, 0, [cache.data[0]]);
     f.exclusive[0] = true;
     mapPte(k, f.id, 0);
-    mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+    mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
     emitMm(k, mm, 'COW of page-cache page (do_cow_fault)', vpn * PAGE_SIZE, `folio ${f.id}`);
     return 'ok';
   }
   mapPte(k, cache.id, 0);
   const writable = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0 && (write || !needsWriteNotify(k, vma));
-  mm.pte[vpn] = { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: true };
+  mm.pte.set(vpn, { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: true });
   emitMm(k, mm, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
   return 'ok';
 }
 
 /** vma_wants_writenotify(): disk-backed shared mappings track dirtying; shmem does not. */
 function needsWriteNotify(k: Ctx, vma: Vma): boolean {
-  return k.s.files[vma.file]?.kind === 'disk';
+  return k.s.files.get(vma.file)?.kind === 'disk';
 }
 
 /**
@@ -344,7 +344,7 @@ function wpCanReuseAnon(k: Ctx, mm: Mm, pte: PagePte): boolean {
 export function reuseSwapPage(k: Ctx, f: Folio): boolean {
   let count = 0;
   for (let i = 0; i < f.nr; i++) {
-    const swapCount = f.swapSlot >= 0 ? (k.s.swap[f.swapSlot + i]?.count ?? 0) : 0;
+    const swapCount = f.swapSlot >= 0 ? (k.s.swap.get(f.swapSlot + i)?.count ?? 0) : 0;
     count = Math.max(count, f.mapcount[i] + swapCount);
   }
   count += f.entireMapcount;
@@ -360,11 +360,8 @@ function largeFolioOwnedBy(k: Ctx, mm: Mm, f: Folio): boolean {
   const maps = folioMapcount(f);
   if (f.refcount !== maps || f.swapSlot >= 0) return false;
   let own = 0;
-  for (const key in mm.pte) {
-    const p = mm.pte[key];
-    if (p.t === 'page' && p.folio === f.id) own++;
-  }
-  for (const key in mm.pmd) if (mm.pmd[key].folio === f.id) own++;
+  for (const p of mm.pte.values()) if (p.t === 'page' && p.folio === f.id) own++;
+  for (const l of mm.pmd.values()) if (l.folio === f.id) own++;
   return own === maps;
 }
 
@@ -374,7 +371,7 @@ function largeFolioOwnedBy(k: Ctx, mm: Mm, f: Folio): boolean {
  * just leaves it exclusive and R/O); anything else is copied by wp_page_copy().
  */
 function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  const pte = mm.pte[vpn];
+  const pte = mm.pte.get(vpn);
   if (pte.t === 'swap') bug('do_wp_page on a swap PTE');
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   const addr = vpn * PAGE_SIZE;
@@ -412,25 +409,25 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
  * unshare fault the copy is mapped R/O and clean, keeping the old soft-dirty bit.
  */
 function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): FaultResult {
-  const old = mm.pte[vpn];
+  const old = mm.pte.get(vpn);
   if (old.t === 'swap') bug('wp_page_copy on a swap PTE');
   vma.anonVma = true;
   const data = old.t === 'zero' ? 0 : tokenAt(k, old.folio, old.off);
   const f = allocFolio(k, 'anon', 1, 0, [data]);
   f.exclusive[0] = true;
   mapPte(k, f.id, 0);
-  mm.pte[vpn] = {
+  mm.pte.set(vpn, {
     t: 'page',
     folio: f.id,
     off: 0,
     write: !unshare && (vma.flags & VM_WRITE) !== 0,
     dirty: !unshare,
     softDirty: unshare ? old.softDirty : true,
-  };
+  });
   if (old.t === 'page') {
     unmapPte(k, old.folio, old.off);
     // free_swap_cache(old_page) once it was copied
-    const of = k.s.folios[old.folio];
+    const of = k.s.folios.get(old.folio);
     if (of && of.swapSlot >= 0 && folioMapcount(of) === 0) freeSwapCache(k, of);
   }
   const from = old.t === 'zero' ? 'shared zeropage' : `folio ${old.folio}`;
@@ -448,18 +445,18 @@ function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): Fa
  */
 function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
   const hv = hugeVpnOf(vpnOf(addr), vma.hugetlb);
-  const leaf = mm.huge[hv];
+  const leaf = mm.huge.get(hv);
   if (!leaf) {
     const index = (vma.pgoff + (hv * PAGE_SIZE - vma.start)) / vma.hugetlb;
-    const file = k.s.files[vma.file];
-    let id = file?.cache[index];
+    const file = k.s.files.get(vma.file);
+    let id = file?.cache.get(index);
     if (id === undefined) {
       const f = allocHugetlbFolio(k, vma, true);
       if (!f) return 'sigbus';
       if (vmaIsShared(vma)) {
         f.file = vma.file;
         f.index = index;
-        file.cache[index] = f.id;
+        file.cache.set(index, f.id);
         f.refcount++; // the page cache reference
       } else {
         vma.anonVma = true;
@@ -470,10 +467,10 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     }
     mapEntire(k, id);
     const write = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0;
-    mm.huge[hv] = { folio: id, write, dirty: false };
+    mm.huge.set(hv, { folio: id, write, dirty: false });
     emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
     if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
-    if (flags & FAULT_FLAG_WRITE) mm.huge[hv].dirty = true;
+    if (flags & FAULT_FLAG_WRITE) mm.huge.get(hv).dirty = true;
     return 'ok';
   }
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !leaf.write) return hugetlbWp(k, mm, vma, hv, flags);
@@ -490,7 +487,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   // f347454d0341: no FOLL_FORCE-style writes into R/O hugetlb mappings (before, the page was mapped writable)
   if (k.sw['hugetlb-no-force-write'] && !unshare && !(vma.flags & VM_WRITE)) return 'sigsegv';
-  const leaf = mm.huge[hv];
+  const leaf = mm.huge.get(hv);
   if (vmaIsShared(vma)) {
     leaf.write = true;
     leaf.dirty = true;
@@ -515,7 +512,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   f.data[0] = old.data[0];
   f.exclusive[0] = true;
   mapEntire(k, f.id);
-  mm.huge[hv] = { folio: f.id, write: !unshare, dirty: !unshare };
+  mm.huge.set(hv, { folio: f.id, write: !unshare, dirty: !unshare });
   unmapEntire(k, old.id);
   emitMm(k, mm, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
   return 'ok';

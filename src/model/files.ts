@@ -4,12 +4,12 @@
  */
 import { EINVAL, ENOSPC, PAGE_SIZE } from './constants.ts';
 import { allocFolio, bug, type Ctx, folio, hugetlbPool } from './kernel.ts';
-import type { File, FileKind, Folio, Token } from './types.ts';
+import { type File, type FileKind, type Folio, newTable, sortedKeys, type Token } from './types.ts';
 
 export function createFile(k: Ctx, kind: FileKind, hugetlb = 0): File {
   const id = k.s.nextId++;
-  const f: File = { id, kind, hugetlb, size: 0, cache: {}, disk: [] };
-  k.s.files[id] = f;
+  const f: File = { id, kind, hugetlb, size: 0, cache: newTable(), disk: [] };
+  k.s.files.set(id, f);
   return f;
 }
 
@@ -23,37 +23,37 @@ export function pageUnit(f: File): number {
  * hugetlb_fault.
  */
 export function pageCacheFolio(k: Ctx, fileId: number, index: number): Folio | null {
-  const file = k.s.files[fileId];
+  const file = k.s.files.get(fileId);
   if (!file) bug(`no file ${fileId}`);
   if (index * pageUnit(file) >= file.size) return null;
-  const id = file.cache[index];
+  const id = file.cache.get(index);
   if (id !== undefined) return folio(k, id);
   if (file.hugetlb) return null;
   const f = allocFolio(k, 'file', 1, 0, [diskGet(file, index)], file.id, index);
   f.refcount = 1;
-  file.cache[index] = f.id;
+  file.cache.set(index, f.id);
   return f;
 }
 
 /** fallocate(fd, 0, 0, len): grows the file; shmem and hugetlbfs allocate the pages now. */
 export function fallocate(k: Ctx, fileId: number, len: number): number {
-  const file = k.s.files[fileId];
+  const file = k.s.files.get(fileId);
   if (!file) return -EINVAL;
   const unit = pageUnit(file);
   if (len % unit) return -EINVAL;
   for (let i = 0; i < len / unit; i++) {
-    if (file.cache[i] !== undefined) continue;
+    if (file.cache.get(i) !== undefined) continue;
     if (file.kind === 'hugetlbfs') {
       const pool = hugetlbPool(k, file.hugetlb);
       if (pool.free - pool.resv <= 0) return -ENOSPC;
       pool.free--;
       const f = allocFolio(k, 'file', 1, file.hugetlb, [0], file.id, i);
       f.refcount = 1;
-      file.cache[i] = f.id;
+      file.cache.set(i, f.id);
     } else if (file.kind === 'shmem') {
       const f = allocFolio(k, 'file', 1, 0, [0], file.id, i);
       f.refcount = 1;
-      file.cache[i] = f.id;
+      file.cache.set(i, f.id);
     }
   }
   if (len > file.size) file.size = len;
@@ -98,7 +98,7 @@ export function diskSet(file: File, page: number, n: number, t: Token): void {
 export function fileToken(k: Ctx, file: File, page4k: number): Token {
   const per = pageUnit(file) / PAGE_SIZE;
   const index = Math.floor(page4k / per);
-  const id = file.cache[index];
+  const id = file.cache.get(index);
   if (id !== undefined) return folio(k, id).data[0];
   return diskGet(file, index);
 }
@@ -109,16 +109,15 @@ export function fileToken(k: Ctx, file: File, page4k: number): Token {
  */
 export function writeFileRange(k: Ctx, file: File, page4k: number, n: number, t: Token): void {
   const per = pageUnit(file) / PAGE_SIZE;
-  for (const key of Object.keys(file.cache)) {
-    const index = Number(key);
-    if ((index + 1) * per > page4k && index * per < page4k + n) folio(k, file.cache[index]).data[0] = t;
+  for (const index of sortedKeys(file.cache)) {
+    if ((index + 1) * per > page4k && index * per < page4k + n) folio(k, file.cache.get(index)).data[0] = t;
   }
   if (file.kind === 'shmem') {
     for (let p = page4k; p < page4k + n; p++) {
-      if (file.cache[p] !== undefined) continue;
+      if (file.cache.get(p) !== undefined) continue;
       const f = allocFolio(k, 'file', 1, 0, [t], file.id, p);
       f.refcount = 1;
-      file.cache[p] = f.id;
+      file.cache.set(p, f.id);
     }
   } else diskSet(file, Math.floor(page4k / per), Math.ceil(n / per), t);
   const end = (page4k + n) * PAGE_SIZE;
@@ -131,12 +130,13 @@ export function writeFileToken(k: Ctx, file: File, page4k: number, t: Token): vo
 
 /** Drops a file and its page cache (last close of an unlinked file). */
 export function dropFile(k: Ctx, fileId: number, put: (id: number) => void): void {
-  const file = k.s.files[fileId];
+  const file = k.s.files.get(fileId);
   if (!file) return;
-  for (const id of Object.values(file.cache)) {
+  for (const index of sortedKeys(file.cache)) {
+    const id = file.cache.get(index);
     const f = folio(k, id);
     f.file = -1;
     put(id);
   }
-  delete k.s.files[fileId];
+  k.s.files.delete(fileId);
 }

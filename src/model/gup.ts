@@ -79,7 +79,7 @@ export function checkVmaFlags(k: Ctx, vma: Vma, flags: number): number {
  * dirty pages the filesystem must track (a disk file; shmem and hugetlbfs need no tracking).
  */
 function needsDirtyTracking(k: Ctx, vma: Vma): boolean {
-  return (vma.flags & VM_SHARED) !== 0 && (vma.flags & VM_WRITE) !== 0 && k.s.files[vma.file]?.kind === 'disk';
+  return (vma.flags & VM_SHARED) !== 0 && (vma.flags & VM_WRITE) !== 0 && k.s.files.get(vma.file)?.kind === 'disk';
 }
 
 /**
@@ -301,7 +301,7 @@ function getUserPagesFast(k: Ctx, mm: Mm, start: number, nrPages: number, flags:
 function isDiskFilePage(k: Ctx, id: number): boolean {
   if (id < 0) return false;
   const f = folio(k, id);
-  return f.kind === 'file' && k.s.files[f.file]?.kind === 'disk';
+  return f.kind === 'file' && k.s.files.get(f.file)?.kind === 'disk';
 }
 
 /**

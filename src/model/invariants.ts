@@ -5,7 +5,7 @@
 import { FOLL_PIN, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR } from './constants.ts';
 import { zeroPageRefDelta } from './gup.ts';
 import { bug, type Ctx, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
-import { HUGE_ZERO_FOLIO, type State, ZERO_FOLIO } from './types.ts';
+import { HUGE_ZERO_FOLIO, type State, sortedKeys, ZERO_FOLIO } from './types.ts';
 
 interface Expect {
   refs: number;
@@ -32,7 +32,7 @@ export function checkInvariants(k: Ctx): void {
   const e = (id: number): Expect => {
     let x = exp.get(id);
     if (!x) {
-      const f = s.folios[id];
+      const f = s.folios.get(id);
       if (!f) bug(`entry refers to freed folio ${id}`);
       x = { refs: 0, pins: 0, map: new Array(f.nr).fill(0), entire: 0 };
       exp.set(id, x);
@@ -42,23 +42,23 @@ export function checkInvariants(k: Ctx): void {
   const swapUse = new Map<number, number>();
   let hugeZeroMms = 0;
 
-  for (const p of Object.values(s.procs)) {
+  for (const p of s.procs.values()) {
     const mm = p.mm;
     if (!p.alive && mm.vmas.length) bug(`dead process ${p.pid} still has VMAs`);
     if (mm.hugeZeroRef) hugeZeroMms++;
     const inVma = (vpn: number) => mm.vmas.find((v) => vpn * 4096 >= v.start && vpn * 4096 < v.end);
-    for (const key of Object.keys(mm.pte)) {
+    for (const key of sortedKeys(mm.pte)) {
       const vpn = Number(key);
-      const pte = mm.pte[vpn];
+      const pte = mm.pte.get(vpn);
       const v = inVma(vpn);
       if (!v) bug(`pid ${p.pid}: PTE at ${(vpn * 4096).toString(16)} outside any VMA`);
-      if (mm.pmd[vpn - (vpn % HPAGE_PMD_NR)]) bug(`pid ${p.pid}: PTE under a PMD leaf`);
+      if (mm.pmd.get(vpn - (vpn % HPAGE_PMD_NR))) bug(`pid ${p.pid}: PTE under a PMD leaf`);
       if (pte.t === 'swap') {
         swapUse.set(pte.slot, (swapUse.get(pte.slot) ?? 0) + 1);
         continue;
       }
       if (pte.t !== 'page') continue;
-      const f = s.folios[pte.folio];
+      const f = s.folios.get(pte.folio);
       const x = e(pte.folio);
       x.refs++;
       x.map[pte.off]++;
@@ -66,27 +66,27 @@ export function checkInvariants(k: Ctx): void {
         bug(`pid ${p.pid}: writable PTE at ${(vpn * 4096).toString(16)} maps non-exclusive anon page`);
       }
     }
-    for (const key of Object.keys(mm.pmd)) {
+    for (const key of sortedKeys(mm.pmd)) {
       const pv = Number(key);
-      const leaf = mm.pmd[pv];
+      const leaf = mm.pmd.get(pv);
       const v = inVma(pv);
       if (!v || v.end < (pv + HPAGE_PMD_NR) * 4096) bug(`pid ${p.pid}: PMD leaf not inside one VMA`);
       if (leaf.t === 'hugezero') {
         if (leaf.write) bug('writable huge zeropage');
         continue;
       }
-      const f = s.folios[leaf.folio];
+      const f = s.folios.get(leaf.folio);
       const x = e(leaf.folio);
       x.refs++;
       x.entire++;
       if (leaf.write && isCowMapping(v.flags) && !f.exclusive[0]) bug(`pid ${p.pid}: writable PMD maps non-exclusive THP`);
     }
-    for (const key of Object.keys(mm.huge)) {
+    for (const key of sortedKeys(mm.huge)) {
       const hv = Number(key);
-      const leaf = mm.huge[hv];
+      const leaf = mm.huge.get(hv);
       const v = inVma(hv);
       if (!v) bug(`pid ${p.pid}: hugetlb entry outside any VMA`);
-      const f = s.folios[leaf.folio];
+      const f = s.folios.get(leaf.folio);
       const x = e(leaf.folio);
       x.refs++;
       x.entire++;
@@ -94,19 +94,19 @@ export function checkInvariants(k: Ctx): void {
         bug(`pid ${p.pid}: writable hugetlb entry maps non-exclusive page`);
     }
   }
-  for (const file of Object.values(s.files)) for (const id of Object.values(file.cache)) e(id).refs += s.folios[id].nr;
-  for (const id of Object.values(s.swapcache)) e(id).refs += s.folios[id].nr;
+  for (const file of s.files.values()) for (const id of file.cache.values()) e(id).refs += s.folios.get(id).nr;
+  for (const id of s.swapcache.values()) e(id).refs += s.folios.get(id).nr;
   let zeroRefs = 0;
   let hzRefs = hugeZeroMms;
   let hzPins = 0;
-  for (const pipe of Object.values(s.pipes)) {
+  for (const pipe of s.pipes.values()) {
     for (const b of pipe.bufs) {
       if (b.folio === ZERO_FOLIO) zeroRefs += b.n;
       else if (b.folio === HUGE_ZERO_FOLIO) hzRefs += b.n;
       else e(b.folio).refs += b.n;
     }
   }
-  for (const ps of Object.values(s.pins)) {
+  for (const ps of s.pins.values()) {
     const pin = (ps.flags & FOLL_PIN) !== 0;
     for (const r of ps.runs) {
       if (r.folio === ZERO_FOLIO) {
@@ -118,7 +118,7 @@ export function checkInvariants(k: Ctx): void {
         if (pin) hzPins += r.n;
         continue;
       }
-      const f = s.folios[r.folio];
+      const f = s.folios.get(r.folio);
       if (!f) bug(`pin set ${ps.id} refers to freed folio ${r.folio}`);
       const x = e(r.folio);
       if (pin && isLarge(f)) {
@@ -138,7 +138,7 @@ export function checkInvariants(k: Ctx): void {
   if (hzRefs !== s.hugeZeroRefs) bug(`huge zeropage refs ${s.hugeZeroRefs}, expected ${hzRefs}`);
   if (hzPins !== s.hugeZeroPins) bug(`huge zeropage pins ${s.hugeZeroPins}, expected ${hzPins}`);
 
-  for (const f of Object.values(s.folios)) {
+  for (const f of s.folios.values()) {
     const x = exp.get(f.id) ?? { refs: 0, pins: 0, map: new Array(f.nr).fill(0), entire: 0 };
     if (f.refcount !== x.refs) bug(`folio ${f.id}: refcount ${f.refcount}, expected ${x.refs}`);
     if (f.pincount !== x.pins) bug(`folio ${f.id}: pincount ${f.pincount}, expected ${x.pins}`);
@@ -151,26 +151,26 @@ export function checkInvariants(k: Ctx): void {
     if (f.refcount === 0) bug(`folio ${f.id} has no references but was not freed`);
   }
   for (const [slot, n] of swapUse) {
-    if (!s.swap[slot] || s.swap[slot].count !== n) bug(`swap slot ${slot}: count ${s.swap[slot]?.count}, expected ${n}`);
+    if (!s.swap.get(slot) || s.swap.get(slot).count !== n) bug(`swap slot ${slot}: count ${s.swap.get(slot)?.count}, expected ${n}`);
   }
-  for (const key of Object.keys(s.swap)) {
+  for (const key of sortedKeys(s.swap)) {
     const slot = Number(key);
-    if (!swapUse.has(slot) && s.swapcache[slot] === undefined) bug(`swap slot ${slot} leaked`);
+    if (!swapUse.has(slot) && s.swapcache.get(slot) === undefined) bug(`swap slot ${slot} leaked`);
   }
   for (const pool of s.hugetlb) {
     let used = 0;
-    for (const f of Object.values(s.folios)) if (f.hugetlb === pool.size) used++;
+    for (const f of s.folios.values()) if (f.hugetlb === pool.size) used++;
     if (pool.free + used !== pool.nr) bug(`hugetlb ${pool.size}: free ${pool.free} + used ${used} != ${pool.nr}`);
     let resv = 0;
-    for (const p of Object.values(s.procs)) for (const v of p.mm.vmas) if (v.hugetlb === pool.size) resv += v.resv;
+    for (const p of s.procs.values()) for (const v of p.mm.vmas) if (v.hugetlb === pool.size) resv += v.resv;
     if (resv !== pool.resv || pool.resv > pool.free)
       bug(`hugetlb ${pool.size}: reservations ${pool.resv}, VMAs hold ${resv}, free ${pool.free}`);
   }
   let user = 0;
-  for (const p of Object.values(s.procs)) {
+  for (const p of s.procs.values()) {
     let pinned = 0;
     let locked = 0;
-    for (const ps of Object.values(s.pins)) {
+    for (const ps of s.pins.values()) {
       if (ps.owner !== p.pid) continue;
       pinned += ps.accountedPinned;
       locked += ps.accountedLocked;
@@ -178,6 +178,6 @@ export function checkInvariants(k: Ctx): void {
     if (p.mm.pinnedVm !== pinned || p.mm.lockedVm !== locked)
       bug(`pid ${p.pid}: VmPin/VmLck ${p.mm.pinnedVm}/${p.mm.lockedVm}, pins account ${pinned}/${locked}`);
   }
-  for (const ps of Object.values(s.pins)) user += ps.accountedUser;
+  for (const ps of s.pins.values()) user += ps.accountedUser;
   if (user !== s.userLockedVm) bug(`user locked_vm ${s.userLockedVm}, pins account ${user}`);
 }

@@ -29,13 +29,13 @@ export function runContent(k: Ctx, r: PageRun, out: Content): void {
 
 export function pipeCreate(k: Ctx): number {
   const id = k.s.nextId++;
-  k.s.pipes[id] = { id, bufs: [] };
+  k.s.pipes.set(id, { id, bufs: [] });
   return id;
 }
 
 function bufferedPages(k: Ctx, pipeId: number): number {
   let n = 0;
-  for (const b of k.s.pipes[pipeId].bufs) n += b.n;
+  for (const b of k.s.pipes.get(pipeId).bufs) n += b.n;
   return n;
 }
 
@@ -45,7 +45,7 @@ function bufferedPages(k: Ctx, pipeId: number): number {
  * Returns the bytes transferred or -errno.
  */
 export function vmsplice(k: Ctx, p: Proc, pipeId: number, addr: number, len: number): number {
-  const pipe = k.s.pipes[pipeId];
+  const pipe = k.s.pipes.get(pipeId);
   if (!pipe) return -EINVAL;
   const room = PIPE_BUFFERS - bufferedPages(k, pipeId);
   const pages = Math.min(room, Math.ceil(len / PAGE_SIZE));
@@ -59,7 +59,7 @@ export function vmsplice(k: Ctx, p: Proc, pipeId: number, addr: number, len: num
 
 /** read(pipe, len): copies the referenced pages' current content, dropping the references. */
 export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
-  const pipe = k.s.pipes[pipeId];
+  const pipe = k.s.pipes.get(pipeId);
   const out: Content = [];
   let want = Math.ceil(len / PAGE_SIZE);
   while (want > 0 && pipe.bufs.length) {
@@ -76,10 +76,10 @@ export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
 }
 
 export function pipeClose(k: Ctx, pipeId: number): void {
-  const pipe = k.s.pipes[pipeId];
+  const pipe = k.s.pipes.get(pipeId);
   if (!pipe) return;
   for (const b of pipe.bufs) release(k, b, FOLL_GET);
-  delete k.s.pipes[pipeId];
+  k.s.pipes.delete(pipeId);
 }
 
 /**
@@ -99,28 +99,28 @@ function gupAll(k: Ctx, p: Proc, addr: number, nr: number, flags: number, fast: 
 function newPinSet(k: Ctx, user: PinUser, owner: number, flags: number, runs: PageRun[]): PinSet {
   const id = k.s.nextId++;
   const ps: PinSet = { id, user, owner, flags, runs, accountedPinned: 0, accountedLocked: 0, accountedUser: 0 };
-  k.s.pins[id] = ps;
+  k.s.pins.set(id, ps);
   return ps;
 }
 
 /** Unpins every page and undoes the set's memlock accounting. */
 export function unpinSet(k: Ctx, id: number): void {
-  const ps = k.s.pins[id];
+  const ps = k.s.pins.get(id);
   if (!ps) return;
   releaseAll(k, ps.runs, ps.flags);
-  const owner = k.s.procs[ps.owner];
+  const owner = k.s.procs.get(ps.owner);
   if (owner) {
     owner.mm.pinnedVm -= ps.accountedPinned;
     owner.mm.lockedVm -= ps.accountedLocked;
   }
   k.s.userLockedVm -= ps.accountedUser;
-  delete k.s.pins[id];
+  k.s.pins.delete(id);
   emit(k, ps.owner, `unpin (${ps.user})`);
 }
 
 export function pinContent(k: Ctx, id: number): Content {
   const out: Content = [];
-  for (const r of k.s.pins[id].runs) runContent(k, r, out);
+  for (const r of k.s.pins.get(id).runs) runContent(k, r, out);
   return out;
 }
 
@@ -140,7 +140,7 @@ function pinnedPages(runs: PageRun[]): number {
  */
 export function gupTestStart(k: Ctx, p: Proc, addr: number, size: number, write: boolean, fast: boolean): number {
   if (!k.m.gupTest) return -ENOENT;
-  if (Object.values(k.s.pins).some((s) => s.user === 'gup_test' && s.owner === p.pid)) return -EINVAL;
+  if ([...k.s.pins.values()].some((s) => s.user === 'gup_test' && s.owner === p.pid)) return -EINVAL;
   if (addr % PAGE_SIZE || size % PAGE_SIZE || size === 0) return -EINVAL;
   const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
   const r = gupAll(k, p, addr, size / PAGE_SIZE, flags, fast);
@@ -151,7 +151,7 @@ export function gupTestStart(k: Ctx, p: Proc, addr: number, size: number, write:
 }
 
 function gupTestSet(k: Ctx, p: Proc): PinSet | undefined {
-  return Object.values(k.s.pins).find((s) => s.user === 'gup_test' && s.owner === p.pid);
+  return [...k.s.pins.values()].find((s) => s.user === 'gup_test' && s.owner === p.pid);
 }
 
 /** PIN_LONGTERM_TEST_READ: the content of the pinned pages, as the kernel reads it through them. */
@@ -182,7 +182,7 @@ export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): num
   for (let a = addr; a < addr + len; ) {
     const v = findVma(p.mm, a);
     if (!v) return -EFAULT;
-    if (v.file >= 0 && k.s.files[v.file]?.kind === 'disk') return -95; // EOPNOTSUPP
+    if (v.file >= 0 && k.s.files.get(v.file)?.kind === 'disk') return -95; // EOPNOTSUPP
     a = v.end;
   }
   const r = gupAll(k, p, addr, nr, flags, false);
@@ -218,8 +218,8 @@ export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): num
 
 /** IORING_OP_WRITE_FIXED: write what the pinned pages hold into a file. */
 export function ioUringWriteFixed(k: Ctx, buf: number, fileId: number, offset: number): number {
-  const ps = k.s.pins[buf];
-  const file = k.s.files[fileId];
+  const ps = k.s.pins.get(buf);
+  const file = k.s.files.get(fileId);
   if (!ps || !file) return -EINVAL;
   const content = pinContent(k, buf);
   let page = offset / PAGE_SIZE;
@@ -276,7 +276,7 @@ export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: bo
  * FOLL_WRITE for a read into memory. The I/O completes synchronously and the pages are released.
  */
 export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: number, len: number, toMemory: boolean): number {
-  const file = k.s.files[fileId];
+  const file = k.s.files.get(fileId);
   if (!file || addr % PAGE_SIZE || len % PAGE_SIZE || offset % PAGE_SIZE) return -EINVAL;
   const flags = (k.sw['odirect-foll-pin'] ? FOLL_PIN : FOLL_GET) | (toMemory ? FOLL_WRITE : 0);
   const nr = len / PAGE_SIZE;
@@ -301,11 +301,11 @@ export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: 
 
 /** pread(): the file's content from the page cache (or disk). */
 export function pread(k: Ctx, fileId: number, offset: number, len: number): Content | number {
-  const file = k.s.files[fileId];
+  const file = k.s.files.get(fileId);
   if (!file) return -EINVAL;
   const out: Content = [];
   const end = Math.min(offset + len, file.size);
-  if (file.kind === 'disk' && Object.keys(file.cache).length === 0 && offset % PAGE_SIZE === 0) {
+  if (file.kind === 'disk' && file.cache.size === 0 && offset % PAGE_SIZE === 0) {
     // nothing cached: the run-length disk content directly
     let at = 0;
     const first = offset / PAGE_SIZE;
@@ -323,7 +323,7 @@ export function pread(k: Ctx, fileId: number, offset: number, len: number): Cont
 
 /** pwrite(): write a token into whole pages of the file through the page cache. */
 export function pwrite(k: Ctx, fileId: number, offset: number, len: number, token: number): number {
-  const file = k.s.files[fileId];
+  const file = k.s.files.get(fileId);
   if (!file || offset % PAGE_SIZE) return -EINVAL;
   for (let a = offset; a < offset + len; a += PAGE_SIZE) writeFileToken(k, file, a / PAGE_SIZE, token);
   return len;

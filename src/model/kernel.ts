@@ -59,7 +59,7 @@ export function emitMm(k: Ctx, mm: Mm, what: string, addr?: number, detail?: str
 // processes and VMAs
 
 export function proc(k: Ctx, pid: number): Proc {
-  const p = k.s.procs[pid];
+  const p = k.s.procs.get(pid);
   if (!p || !p.alive) bug(`no live process ${pid}`);
   return p;
 }
@@ -94,7 +94,7 @@ export const hugeVpnOf = (vpn: number, hsize: number): number => {
 // folios
 
 export function folio(k: Ctx, id: number): Folio {
-  const f = k.s.folios[id];
+  const f = k.s.folios.get(id);
   if (!f) bug(`no folio ${id}`);
   return f;
 }
@@ -121,7 +121,7 @@ export function allocFolio(k: Ctx, kind: FolioKind, nr: number, hugetlb: number,
     index,
     data,
   };
-  k.s.folios[id] = f;
+  k.s.folios.set(id, f);
   return f;
 }
 
@@ -154,7 +154,7 @@ function freeFolio(k: Ctx, f: Folio): void {
   if (f.pincount) bug(`freeing pinned folio ${f.id}`);
   if (f.swapSlot >= 0 || f.file >= 0) bug(`freeing folio ${f.id} still in a cache`);
   if (f.hugetlb) hugetlbPool(k, f.hugetlb).free++;
-  delete k.s.folios[f.id];
+  k.s.folios.delete(f.id);
 }
 
 /** folio_maybe_dma_pinned(): exact for large folios, a heuristic on the refcount for small ones. */
@@ -202,19 +202,19 @@ export function lookup(mm: Mm, vma: Vma, addr: number): Entry {
   const vpn = vpnOf(addr);
   if (vma.hugetlb) {
     const hv = hugeVpnOf(vpn, vma.hugetlb);
-    const leaf = mm.huge[hv];
+    const leaf = mm.huge.get(hv);
     return leaf ? { level: 'huge', vpn: hv, leaf } : NONE;
   }
   const pv = pmdVpnOf(vpn);
-  const leaf = mm.pmd[pv];
+  const leaf = mm.pmd.get(pv);
   if (leaf) return { level: 'pmd', vpn: pv, leaf };
-  const pte = mm.pte[vpn];
+  const pte = mm.pte.get(vpn);
   return pte ? { level: 'pte', vpn, pte } : NONE;
 }
 
 /** Is there a page table (pmd not none) for the PMD range starting at pv? */
 export function hasPteTable(mm: Mm, pv: number): boolean {
-  for (let i = 0; i < HPAGE_PMD_NR; i++) if (mm.pte[pv + i]) return true;
+  for (let i = 0; i < HPAGE_PMD_NR; i++) if (mm.pte.get(pv + i)) return true;
   return false;
 }
 
@@ -248,6 +248,6 @@ export function unmapEntire(k: Ctx, id: number): void {
 
 /** The process that owns `mm` (for trace events). */
 export function pidOf(k: Ctx, mm: Mm): number {
-  for (const p of Object.values(k.s.procs)) if (p.mm === mm) return p.pid;
+  for (const p of k.s.procs.values()) if (p.mm === mm) return p.pid;
   return -1;
 }

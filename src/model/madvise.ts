@@ -75,7 +75,7 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
     if (!v) return -ENOMEM;
     if (v.hugetlb) return -EINVAL;
     const pv = pmdVpnOf(vpn);
-    const leaf = mm.pmd[pv];
+    const leaf = mm.pmd.get(pv);
     if (leaf) {
       if (leaf.t === 'thp' && vpn === pv && vpn + HPAGE_PMD_NR <= vpnOf(end)) {
         const f = folio(k, leaf.folio);
@@ -89,7 +89,7 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
       }
       splitHugePmd(k, mm, pv);
     }
-    const pte = mm.pte[vpn];
+    const pte = mm.pte.get(vpn);
     if (pte?.t === 'page') {
       let f: Folio | null = folio(k, pte.folio);
       // "Do not interfere with other mappings of this page": page_mapcount(page) must be 1
@@ -118,17 +118,17 @@ export function splitFolio(k: Ctx, f: Folio, off: number): Folio | null {
     n.refcount = f.mapcount[i];
     made.push(n.id);
   }
-  for (const q of Object.values(k.s.procs)) {
-    for (const pte of Object.values(q.mm.pte)) {
+  for (const q of k.s.procs.values()) {
+    for (const pte of q.mm.pte.values()) {
       if (pte.t === 'page' && pte.folio === f.id) {
         pte.folio = made[pte.off];
         pte.off = 0;
       }
     }
   }
-  delete k.s.folios[f.id];
-  for (const id of made) if (k.s.folios[id].refcount === 0) delete k.s.folios[id];
-  return k.s.folios[made[off]] ?? null;
+  k.s.folios.delete(f.id);
+  for (const id of made) if (k.s.folios.get(id).refcount === 0) k.s.folios.delete(id);
+  return k.s.folios.get(made[off]) ?? null;
 }
 
 /**
@@ -145,10 +145,10 @@ function madviseCollapse(k: Ctx, p: Proc, addr: number, len: number): number {
     const v = findVma(mm, a);
     if (!v || !vmaIsAnonymous(v) || v.flags & VM_NOHUGEPAGE || v.end < a + PMD_SIZE) return -EINVAL;
     const pv = vpnOf(a);
-    if (mm.pmd[pv]) continue;
+    if (mm.pmd.get(pv)) continue;
     const data: number[] = [];
     for (let i = 0; i < HPAGE_PMD_NR; i++) {
-      const pte = mm.pte[pv + i];
+      const pte = mm.pte.get(pv + i);
       if (pte?.t === 'swap') return -EAGAIN;
       if (pte?.t === 'page') {
         const f = folio(k, pte.folio);
@@ -160,12 +160,12 @@ function madviseCollapse(k: Ctx, p: Proc, addr: number, len: number): number {
     const n = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, data);
     n.exclusive[0] = true;
     for (let i = 0; i < HPAGE_PMD_NR; i++) {
-      const pte = mm.pte[pv + i];
-      delete mm.pte[pv + i];
+      const pte = mm.pte.get(pv + i);
+      mm.pte.delete(pv + i);
       if (pte?.t === 'page') unmapPte(k, pte.folio, pte.off);
     }
     mapEntire(k, n.id);
-    mm.pmd[pv] = { t: 'thp', folio: n.id, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: true };
+    mm.pmd.set(pv, { t: 'thp', folio: n.id, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
     emit(k, p.pid, 'collapse into new THP', a, `folio ${n.id}`);
   }
   return 0;

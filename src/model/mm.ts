@@ -49,7 +49,7 @@ import {
   vpnOf,
 } from './kernel.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
-import type { Folio, Mm, Proc, Vma } from './types.ts';
+import { type Folio, type Mm, newTable, type Proc, sortedKeys, type Table, type Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
 
@@ -67,19 +67,23 @@ function getUnmappedArea(mm: Mm, len: number, alignTo: number): number {
 
 /**
  * The keys in [lo, hi) that have an entry in `table`, ascending. PMD tables pass step 512 (their
- * keys are PMD-aligned). Small ranges are probed key by key; large ones (a 1 GiB hugetlb VMA)
- * enumerate the table, whose integer keys for-in visits in ascending order (see FIRST_MMAP).
+ * keys are PMD-aligned). A range with fewer keys than the table has entries is probed key by key;
+ * a larger one (a 1 GiB hugetlb VMA) enumerates the table and sorts what falls inside.
  */
-export function keysIn(table: Record<number, unknown>, lo: number, hi: number, step = 1): number[] {
+export function keysIn(table: Table<unknown>, lo: number, hi: number, step = 1): number[] {
   const out: number[] = [];
-  if ((hi - lo) / step <= 4096) {
-    for (let key = Math.ceil(lo / step) * step; key < hi; key += step) if (table[key] !== undefined) out.push(key);
+  if ((hi - lo) / step <= table.size) {
+    for (let key = Math.ceil(lo / step) * step; key < hi; key += step) if (table.has(key)) out.push(key);
     return out;
   }
-  for (const key in table) {
-    const n = Number(key);
-    if (n >= lo && n < hi) out.push(n);
+  let sorted = true;
+  for (const key of table.keys()) {
+    if (key >= lo && key < hi) {
+      if (out.length && key < out[out.length - 1]) sorted = false;
+      out.push(key);
+    }
   }
+  if (!sorted) out.sort((a, b) => a - b);
   return out;
 }
 
@@ -112,7 +116,7 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
   const mm = p.mm;
   const shared = (a.flags & MAP_SHARED) !== 0;
   let file = a.file ?? -1;
-  const fileObj = file >= 0 ? k.s.files[file] : undefined;
+  const fileObj = file >= 0 ? k.s.files.get(file) : undefined;
   if (file >= 0 && !fileObj) return -EINVAL;
   let hugetlb = 0;
   if (a.flags & MAP_HUGETLB) hugetlb = a.hugetlbSize || k.s.hugetlb[0]?.size || 0;
@@ -131,7 +135,7 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
       pool.resv += need;
     } else if (shared && fileObj) {
       let missing = 0;
-      for (let i = 0; i < need; i++) if (fileObj.cache[(a.offset ?? 0) / hugetlb + i] === undefined) missing++;
+      for (let i = 0; i < need; i++) if (fileObj.cache.get((a.offset ?? 0) / hugetlb + i) === undefined) missing++;
       if (pool.free - pool.resv < missing) return -ENOMEM;
     }
   }
@@ -170,7 +174,7 @@ function splitVmaAt(k: Ctx, mm: Mm, addr: number): number {
   if (v.hugetlb && addr % v.hugetlb) return -EINVAL;
   if (addr % PMD_SIZE) {
     const pv = pmdVpnOf(vpnOf(addr));
-    if (mm.pmd[pv]) splitHugePmd(k, mm, pv);
+    if (mm.pmd.get(pv)) splitHugePmd(k, mm, pv);
   }
   const right: Vma = { ...v, start: addr, pgoff: v.pgoff + (addr - v.start), resv: 0 };
   if (v.resv) {
@@ -232,9 +236,9 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
   if (v.hugetlb) {
     for (let a = start; a < end; a += v.hugetlb) {
       const hv = vpnOf(a);
-      const leaf = mm.huge[hv];
+      const leaf = mm.huge.get(hv);
       if (!leaf) continue;
-      delete mm.huge[hv];
+      mm.huge.delete(hv);
       unmapEntire(k, leaf.folio);
     }
     return;
@@ -242,19 +246,19 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
   const lo = vpnOf(start);
   const hi = vpnOf(end);
   for (const pv of keysIn(mm.pmd, pmdVpnOf(lo), hi, HPAGE_PMD_NR)) {
-    const leaf = mm.pmd[pv];
+    const leaf = mm.pmd.get(pv);
     if (pv >= lo && pv + HPAGE_PMD_NR <= hi) {
-      delete mm.pmd[pv];
+      mm.pmd.delete(pv);
       if (leaf.t === 'thp') unmapEntire(k, leaf.folio);
     } else splitHugePmd(k, mm, pv);
   }
   for (const vpn of keysIn(mm.pte, lo, hi)) {
-    const pte = mm.pte[vpn];
-    delete mm.pte[vpn];
+    const pte = mm.pte.get(vpn);
+    mm.pte.delete(vpn);
     if (pte.t === 'page') {
       unmapPte(k, pte.folio, pte.off);
       // free_swap_cache() from the TLB batch: an unmapped page nobody swaps in again leaves the cache
-      const f = k.s.folios[pte.folio];
+      const f = k.s.folios.get(pte.folio);
       if (f && f.swapSlot >= 0 && folioMapcount(f) === 0) freeSwapCache(k, f);
     } else if (pte.t === 'swap') swapPut(k, pte.slot);
   }
@@ -281,7 +285,7 @@ export function munmap(k: Ctx, p: Proc, addr: number, len: number): number {
  * pending; shared mappings only for dirty PTEs (or shmem, which needs no write notification).
  */
 function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
-  const pte = mm.pte[vpn];
+  const pte = mm.pte.get(vpn);
   if (!pte || pte.t !== 'page') return false;
   if (vmaSoftDirtyEnabled(k, v) && !pte.softDirty) return false;
   if (!vmaIsShared(v)) {
@@ -290,7 +294,7 @@ function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
     const f = folio(k, pte.folio);
     return f.kind === 'anon' && f.exclusive[pte.off];
   }
-  return pte.dirty || k.s.files[v.file]?.kind !== 'disk';
+  return pte.dirty || k.s.files.get(v.file)?.kind !== 'disk';
 }
 
 /**
@@ -313,19 +317,19 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
     v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(prot);
     const wantWrite = (v.flags & VM_WRITE) !== 0;
     for (const vpn of keysIn(mm.pte, vpnOf(v.start), vpnOf(v.end))) {
-      const pte = mm.pte[vpn];
+      const pte = mm.pte.get(vpn);
       if (pte.t === 'page') {
         if (!wantWrite) pte.write = false;
         else if (!hadWrite && canChangePteWritable(k, v, vpn, mm)) pte.write = true;
       }
     }
-    for (const key of Object.keys(mm.pmd)) {
+    for (const key of sortedKeys(mm.pmd)) {
       const pv = Number(key);
-      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) mm.pmd[pv].write = false;
+      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) mm.pmd.get(pv).write = false;
     }
-    for (const key of Object.keys(mm.huge)) {
+    for (const key of sortedKeys(mm.huge)) {
       const hv = Number(key);
-      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) mm.huge[hv].write = false;
+      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) mm.huge.get(hv).write = false;
     }
   }
   mergeVmas(mm);
@@ -382,20 +386,20 @@ export function mremapFixed(k: Ctx, p: Proc, oldAddr: number, len: number, newAd
   const shift = vpnOf(newAddr) - vpnOf(oldAddr);
   for (let vpn = vpnOf(oldAddr); vpn < vpnOf(oldAddr + len); vpn++) {
     const pv = pmdVpnOf(vpn);
-    if (mm.pmd[pv]) {
+    if (mm.pmd.get(pv)) {
       const aligned = vpn === pv && shift % HPAGE_PMD_NR === 0 && vpn + HPAGE_PMD_NR <= vpnOf(oldAddr + len);
       if (aligned) {
-        mm.pmd[pv + shift] = mm.pmd[pv];
-        delete mm.pmd[pv];
+        mm.pmd.set(pv + shift, mm.pmd.get(pv));
+        mm.pmd.delete(pv);
         vpn += HPAGE_PMD_NR - 1;
         continue;
       }
       splitHugePmd(k, mm, pv);
     }
-    const pte = mm.pte[vpn];
+    const pte = mm.pte.get(vpn);
     if (pte) {
-      mm.pte[vpn + shift] = pte;
-      delete mm.pte[vpn];
+      mm.pte.set(vpn + shift, pte);
+      mm.pte.delete(vpn);
     }
   }
   mm.vmas.splice(mm.vmas.indexOf(v), 1);
@@ -428,10 +432,10 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     src.hasPinned &&
     folioMaybeDmaPinned(f);
   if (v.hugetlb) {
-    for (const key of Object.keys(src.huge)) {
+    for (const key of sortedKeys(src.huge)) {
       const hv = Number(key);
       if (hv * PAGE_SIZE < v.start || hv * PAGE_SIZE >= v.end) continue;
-      const leaf = src.huge[hv];
+      const leaf = src.huge.get(hv);
       const f = folio(k, leaf.folio);
       if (copyForChild(f, 0, true)) {
         const pool = hugetlbPool(k, v.hugetlb);
@@ -440,26 +444,26 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
         const c = allocFolio(k, 'anon', 1, v.hugetlb, [f.data[0]]);
         c.exclusive[0] = true;
         mapEntire(k, c.id);
-        dst.huge[hv] = { folio: c.id, write: true, dirty: true };
+        dst.huge.set(hv, { folio: c.id, write: true, dirty: true });
         emit(k, child.pid, 'fork: copy pinned hugetlb page', hv * PAGE_SIZE);
         continue;
       }
       if (f.kind === 'anon') f.exclusive[0] = false;
       mapEntire(k, f.id);
       if (cow) leaf.write = false;
-      dst.huge[hv] = { ...leaf };
+      dst.huge.set(hv, { ...leaf });
     }
     return;
   }
   for (const pv of keysIn(src.pmd, vpnOf(v.start), vpnOf(v.end), HPAGE_PMD_NR)) {
-    const leaf = src.pmd[pv];
+    const leaf = src.pmd.get(pv);
     {
       if (leaf.t === 'hugezero') {
         if (!dst.hugeZeroRef) {
           dst.hugeZeroRef = true;
           k.s.hugeZeroRefs++;
         }
-        dst.pmd[pv] = { ...leaf };
+        dst.pmd.set(pv, { ...leaf });
         continue;
       }
       const f = folio(k, leaf.folio);
@@ -467,7 +471,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
         f.exclusive[0] = false;
         mapEntire(k, f.id);
         if (cow) leaf.write = false;
-        dst.pmd[pv] = { ...leaf };
+        dst.pmd.set(pv, { ...leaf });
         continue;
       }
       // a maybe-pinned exclusive THP: split the parent's PMD, copy at PTE level (d042035eaf5f)
@@ -476,15 +480,15 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     }
   }
   for (const vpn of keysIn(src.pte, vpnOf(v.start), vpnOf(v.end))) {
-    const pte = src.pte[vpn];
+    const pte = src.pte.get(vpn);
     if (pte.t === 'zero') {
-      dst.pte[vpn] = { ...pte };
+      dst.pte.set(vpn, { ...pte });
       continue;
     }
     if (pte.t === 'swap') {
-      k.s.swap[pte.slot].count++;
+      k.s.swap.get(pte.slot).count++;
       pte.exclusive = false;
-      dst.pte[vpn] = { ...pte };
+      dst.pte.set(vpn, { ...pte });
       continue;
     }
     const f = folio(k, pte.folio);
@@ -493,14 +497,14 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       const c = allocFolio(k, 'anon', 1, 0, [f.data[pte.off]]);
       c.exclusive[0] = true;
       mapPte(k, c.id, 0);
-      dst.pte[vpn] = { t: 'page', folio: c.id, off: 0, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: pte.softDirty };
+      dst.pte.set(vpn, { t: 'page', folio: c.id, off: 0, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: pte.softDirty });
       emit(k, child.pid, 'fork: copy maybe-pinned page', vpn * PAGE_SIZE, `folio ${c.id}`);
       continue;
     }
     if (f.kind === 'anon') f.exclusive[pte.off] = false;
     mapPte(k, f.id, pte.off);
     if (cow) pte.write = false;
-    dst.pte[vpn] = { ...pte, dirty: vmaIsShared(v) ? false : pte.dirty };
+    dst.pte.set(vpn, { ...pte, dirty: vmaIsShared(v) ? false : pte.dirty });
   }
 }
 
@@ -516,9 +520,9 @@ export function fork(k: Ctx, parent: Proc): number {
     capIpcLock: parent.capIpcLock,
     mm: {
       vmas: [],
-      pte: {},
-      pmd: {},
-      huge: {},
+      pte: newTable(),
+      pmd: newTable(),
+      huge: newTable(),
       hasPinned: false,
       lockedVm: 0,
       pinnedVm: 0,
@@ -526,7 +530,7 @@ export function fork(k: Ctx, parent: Proc): number {
       mmapBase: parent.mm.mmapBase,
     },
   };
-  k.s.procs[pid] = child;
+  k.s.procs.set(pid, child);
   for (const v of parent.mm.vmas) {
     if (v.flags & VM_DONTCOPY) continue;
     child.mm.vmas.push({ ...v, resv: 0 });
@@ -559,11 +563,11 @@ export function clearSoftDirty(k: Ctx, p: Proc): void {
   if (!k.m.softDirty) return;
   const mm = p.mm;
   for (const v of mm.vmas) v.flags &= ~VM_SOFTDIRTY;
-  for (const pte of Object.values(mm.pte)) {
+  for (const pte of mm.pte.values()) {
     if (pte.t === 'page') pte.write = false;
     pte.softDirty = false;
   }
-  for (const leaf of Object.values(mm.pmd)) {
+  for (const leaf of mm.pmd.values()) {
     leaf.write = false;
     leaf.softDirty = false;
   }

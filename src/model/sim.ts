@@ -99,7 +99,7 @@ export class Sim {
   /** exit(): tears down the address space and closes what only the process held (pins). */
   exit(pid: number, status: number): void {
     const p = proc(this.k, pid);
-    for (const ps of Object.values(this.k.s.pins)) if (ps.owner === pid) io.unpinSet(this.k, ps.id);
+    for (const ps of [...this.k.s.pins.values()]) if (ps.owner === pid) io.unpinSet(this.k, ps.id);
     exitMm(this.k, p);
     p.alive = false;
     p.status = status;
@@ -107,9 +107,9 @@ export class Sim {
   }
   /** wait(): reaps a dead child, returning its exit status. */
   wait(pid: number): number {
-    const p = this.k.s.procs[pid];
+    const p = this.k.s.procs.get(pid);
     if (!p || p.alive) return -EINVAL;
-    delete this.k.s.procs[pid];
+    this.k.s.procs.delete(pid);
     return this.done(p.status);
   }
   memset(pid: number, addr: number, token: number, len: number): string | null {
@@ -197,7 +197,7 @@ export class Sim {
       const pte = e.pte;
       if (pte.t === 'swap') return { ...none, swapped: true };
       if (pte.t === 'zero') return { ...none, present: true, folio: -1 };
-      const f = this.k.s.folios[pte.folio];
+      const f = this.k.s.folios.get(pte.folio);
       return {
         present: true,
         swapped: false,
@@ -209,7 +209,7 @@ export class Sim {
     }
     const page = vpn - e.vpn;
     if (e.level === 'pmd' && e.leaf.t === 'hugezero') return { ...none, present: true, folio: -2, page, file: true };
-    const f = this.k.s.folios[e.leaf.folio];
+    const f = this.k.s.folios.get(e.leaf.folio);
     const unit = Math.floor(page / f.sub);
     return {
       present: true,

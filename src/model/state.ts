@@ -4,26 +4,42 @@
  */
 import { fingerprint } from './canon.ts';
 import type { Machine } from './machine.ts';
-import type { File, Folio, HugeLeaf, Mm, PageRun, PinSet, Pipe, PmdLeaf, Proc, Pte, State, SwapSlot, Vma } from './types.ts';
+import {
+  type File,
+  type Folio,
+  type HugeLeaf,
+  type Mm,
+  newTable,
+  type PageRun,
+  type PinSet,
+  type Pipe,
+  type PmdLeaf,
+  type Proc,
+  type Pte,
+  type State,
+  type SwapSlot,
+  sortedKeys,
+  type Table,
+  type Vma,
+} from './types.ts';
 
 /**
  * Where mmap(NULL) starts handing out addresses. The model's addresses are synthetic (the real
- * runner compares pages by identity, not by address), and kept low on purpose: page tables are
- * records keyed by vpn, and only keys below 2^32 - 1 are array indices, which V8 stores as
- * elements and for-in visits in ascending order. Larger keys would be strings in insertion order,
- * so the canonical form would depend on history. See TASK_SIZE in constants.ts.
+ * runner compares pages by identity, not by address), and kept low on purpose: vpns stay below
+ * 2^32, so the canonical form (canon.ts) writes a page-table key as one 32-bit word. See TASK_SIZE
+ * in constants.ts.
  */
 export const FIRST_MMAP = 0x100000000;
 
 export function createState(m: Machine): State {
   const s: State = {
-    folios: {},
-    procs: {},
-    files: {},
-    pipes: {},
-    pins: {},
-    swap: {},
-    swapcache: {},
+    folios: newTable(),
+    procs: newTable(),
+    files: newTable(),
+    pipes: newTable(),
+    pins: newTable(),
+    swap: newTable(),
+    swapcache: newTable(),
     hugetlb: m.hugetlb.map((h) => ({ size: h.size, nr: h.nr, free: h.nr, resv: 0 })),
     zeroPageRefs: 0,
     hugeZeroRefs: 0,
@@ -32,7 +48,7 @@ export function createState(m: Machine): State {
     nextId: 2,
     nextSlot: 0,
   };
-  s.procs[1] = {
+  s.procs.set(1, {
     pid: 1,
     parent: 0,
     alive: true,
@@ -40,12 +56,22 @@ export function createState(m: Machine): State {
     memlockLimit: m.memlockLimit,
     capIpcLock: m.capIpcLock,
     mm: emptyMm(),
-  };
+  });
   return s;
 }
 
 export function emptyMm(): Mm {
-  return { vmas: [], pte: {}, pmd: {}, huge: {}, hasPinned: false, lockedVm: 0, pinnedVm: 0, hugeZeroRef: false, mmapBase: FIRST_MMAP };
+  return {
+    vmas: [],
+    pte: newTable(),
+    pmd: newTable(),
+    huge: newTable(),
+    hasPinned: false,
+    lockedVm: 0,
+    pinnedVm: 0,
+    hugeZeroRef: false,
+    mmapBase: FIRST_MMAP,
+  };
 }
 
 // Cloning is written out field by field: object literals of a fixed shape are several times
@@ -87,18 +113,12 @@ const cloneVma = (v: Vma): Vma => ({
 });
 
 function cloneMm(mm: Mm): Mm {
-  const pte: Record<number, Pte> = {};
-  for (const key in mm.pte) pte[key as unknown as number] = clonePte(mm.pte[key]);
-  const pmd: Record<number, PmdLeaf> = {};
-  for (const key in mm.pmd) {
-    const l = mm.pmd[key];
-    pmd[key as unknown as number] = { t: l.t, folio: l.folio, write: l.write, dirty: l.dirty, softDirty: l.softDirty };
-  }
-  const huge: Record<number, HugeLeaf> = {};
-  for (const key in mm.huge) {
-    const l = mm.huge[key];
-    huge[key as unknown as number] = { folio: l.folio, write: l.write, dirty: l.dirty };
-  }
+  const pte: Table<Pte> = newTable();
+  for (const [key, p] of mm.pte) pte.set(key, clonePte(p));
+  const pmd: Table<PmdLeaf> = newTable();
+  for (const [key, l] of mm.pmd) pmd.set(key, { t: l.t, folio: l.folio, write: l.write, dirty: l.dirty, softDirty: l.softDirty });
+  const huge: Table<HugeLeaf> = newTable();
+  for (const [key, l] of mm.huge) huge.set(key, { folio: l.folio, write: l.write, dirty: l.dirty });
   return {
     vmas: mm.vmas.map(cloneVma),
     pte,
@@ -127,7 +147,7 @@ const cloneFile = (f: File): File => ({
   kind: f.kind,
   hugetlb: f.hugetlb,
   size: f.size,
-  cache: { ...f.cache },
+  cache: newTable(f.cache),
   disk: f.disk.map((r) => [r[0], r[1]] as [number, number]),
 });
 
@@ -146,18 +166,18 @@ const clonePins = (p: PinSet): PinSet => ({
 
 /** A deep copy sharing nothing with the original. */
 export function cloneState(s: State): State {
-  const folios: Record<number, Folio> = {};
-  for (const key in s.folios) folios[key as unknown as number] = cloneFolio(s.folios[key]);
-  const procs: Record<number, Proc> = {};
-  for (const key in s.procs) procs[key as unknown as number] = cloneProc(s.procs[key]);
-  const files: Record<number, File> = {};
-  for (const key in s.files) files[key as unknown as number] = cloneFile(s.files[key]);
-  const pipes: Record<number, Pipe> = {};
-  for (const key in s.pipes) pipes[key as unknown as number] = { id: s.pipes[key].id, bufs: s.pipes[key].bufs.map(cloneRun) };
-  const pins: Record<number, PinSet> = {};
-  for (const key in s.pins) pins[key as unknown as number] = clonePins(s.pins[key]);
-  const swap: Record<number, SwapSlot> = {};
-  for (const key in s.swap) swap[key as unknown as number] = { count: s.swap[key].count, data: s.swap[key].data };
+  const folios: Table<Folio> = newTable();
+  for (const [key, f] of s.folios) folios.set(key, cloneFolio(f));
+  const procs: Table<Proc> = newTable();
+  for (const [key, p] of s.procs) procs.set(key, cloneProc(p));
+  const files: Table<File> = newTable();
+  for (const [key, f] of s.files) files.set(key, cloneFile(f));
+  const pipes: Table<Pipe> = newTable();
+  for (const [key, p] of s.pipes) pipes.set(key, { id: p.id, bufs: p.bufs.map(cloneRun) });
+  const pins: Table<PinSet> = newTable();
+  for (const [key, p] of s.pins) pins.set(key, clonePins(p));
+  const swap: Table<SwapSlot> = newTable();
+  for (const [key, x] of s.swap) swap.set(key, { count: x.count, data: x.data });
   return {
     folios,
     procs,
@@ -165,7 +185,7 @@ export function cloneState(s: State): State {
     pipes,
     pins,
     swap,
-    swapcache: { ...s.swapcache },
+    swapcache: newTable(s.swapcache),
     hugetlb: s.hugetlb.map((h) => ({ size: h.size, nr: h.nr, free: h.free, resv: h.resv })),
     zeroPageRefs: s.zeroPageRefs,
     hugeZeroRefs: s.hugeZeroRefs,
@@ -185,7 +205,8 @@ export function hashState(s: State): string {
   return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
 
-/** The raw form as a string, with the model's own ids (for golden files and debugging). */
+/** The raw form as a string, with the model's own ids (for golden files and debugging); a table is
+ *  written as an object keyed by its keys in ascending order. */
 export function canonicalJson(s: State): string {
-  return JSON.stringify(s);
+  return JSON.stringify(s, (_key, v) => (v instanceof Map ? Object.fromEntries(sortedKeys(v).map((k) => [k, v.get(k)])) : v));
 }

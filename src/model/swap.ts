@@ -6,12 +6,12 @@
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
 import { type FaultResult, reuseSwapPage } from './fault.ts';
 import { allocFolio, bug, type Ctx, emitMm, folio, folioMapcount, folioMaybeDmaPinned, mapPte, putRef } from './kernel.ts';
-import type { Folio, Mm, Vma } from './types.ts';
+import { type Folio, type Mm, sortedKeys, type Vma } from './types.ts';
 
 /** folio_free_swap(): drop the folio from the swap cache if no swap PTE still needs the slot. */
 export function freeSwapCache(k: Ctx, f: Folio): boolean {
   if (f.swapSlot < 0) return false;
-  const slot = k.s.swap[f.swapSlot];
+  const slot = k.s.swap.get(f.swapSlot);
   if (slot && slot.count > 0) return false;
   deleteFromSwapCache(k, f);
   return true;
@@ -22,8 +22,8 @@ export function freeSwapCache(k: Ctx, f: Folio): boolean {
 export function deleteFromSwapCache(k: Ctx, f: Folio): void {
   for (let i = 0; i < f.nr; i++) {
     const id = f.swapSlot + i;
-    delete k.s.swapcache[id];
-    if ((k.s.swap[id]?.count ?? 0) === 0) delete k.s.swap[id];
+    k.s.swapcache.delete(id);
+    if ((k.s.swap.get(id)?.count ?? 0) === 0) k.s.swap.delete(id);
   }
   f.swapSlot = -1;
   putRef(k, f.id, f.nr);
@@ -31,12 +31,12 @@ export function deleteFromSwapCache(k: Ctx, f: Folio): void {
 
 /** swap_free() of one reference; frees the slot when nothing uses it any more. */
 export function swapPut(k: Ctx, slotId: number): void {
-  const slot = k.s.swap[slotId];
+  const slot = k.s.swap.get(slotId);
   if (!slot) bug(`no swap slot ${slotId}`);
   slot.count--;
   if (slot.count > 0) return;
-  const cached = k.s.swapcache[slotId];
-  if (cached === undefined) delete k.s.swap[slotId];
+  const cached = k.s.swapcache.get(slotId);
+  if (cached === undefined) k.s.swap.delete(slotId);
   else {
     // free_swap_and_cache(): the cached folio is dropped once no PTE maps it
     const f = folio(k, cached);
@@ -54,28 +54,24 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
   if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
   const base = k.s.nextSlot;
   k.s.nextSlot += f.nr;
-  for (let i = 0; i < f.nr; i++) k.s.swap[base + i] = { count: 0, data: f.data[i] };
+  for (let i = 0; i < f.nr; i++) k.s.swap.set(base + i, { count: 0, data: f.data[i] });
   // the rmap walk: every PTE mapping the folio (callers that know them say where they are)
-  const places = where
-    ? [where]
-    : Object.values(k.s.procs)
-        .filter((p) => p.alive)
-        .map((p) => ({ mm: p.mm, vpns: Object.keys(p.mm.pte).map(Number) }));
+  const places = where ? [where] : [...k.s.procs.values()].filter((p) => p.alive).map((p) => ({ mm: p.mm, vpns: sortedKeys(p.mm.pte) }));
   for (const { mm, vpns } of places) {
     for (const vpn of vpns) {
-      const pte = mm.pte[vpn];
+      const pte = mm.pte.get(vpn);
       if (!pte || pte.t !== 'page' || pte.folio !== f.id) continue;
       const slot = base + pte.off;
-      mm.pte[vpn] = { t: 'swap', slot, exclusive: f.exclusive[pte.off], softDirty: pte.softDirty };
-      k.s.swap[slot].count++;
+      mm.pte.set(vpn, { t: 'swap', slot, exclusive: f.exclusive[pte.off], softDirty: pte.softDirty });
+      k.s.swap.get(slot).count++;
       f.mapcount[pte.off]--;
       f.refcount--;
       emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
     }
   }
   if (f.refcount !== 0 || f.entireMapcount) bug(`folio ${f.id} still referenced after reclaim`);
-  for (let i = 0; i < f.nr; i++) if (k.s.swap[base + i].count === 0) delete k.s.swap[base + i];
-  delete k.s.folios[f.id];
+  for (let i = 0; i < f.nr; i++) if (k.s.swap.get(base + i).count === 0) k.s.swap.delete(base + i);
+  k.s.folios.delete(f.id);
   return true;
 }
 
@@ -89,17 +85,17 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
  *   a read fault maps it R/O and leaves it in the swap cache.
  */
 export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  const pte = mm.pte[vpn];
+  const pte = mm.pte.get(vpn);
   if (pte.t !== 'swap') bug('swapIn on a non-swap PTE');
   const slotId = pte.slot;
-  const slot = k.s.swap[slotId];
+  const slot = k.s.swap.get(slotId);
   if (!slot) bug(`swap PTE points to free slot ${slotId}`);
-  let id = k.s.swapcache[slotId];
+  let id = k.s.swapcache.get(slotId);
   if (id === undefined) {
     const f = allocFolio(k, 'anon', 1, 0, [slot.data]);
     f.swapSlot = slotId;
     f.refcount = 1; // the swap cache's reference
-    k.s.swapcache[slotId] = f.id;
+    k.s.swapcache.set(slotId, f.id);
     id = f.id;
   }
   const f = folio(k, id);
@@ -110,7 +106,7 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): Fa
     // reuse_swap_page() runs before swap_free(): our own entry still counts
     exclusive = write && reuseSwapPage(k, f);
     slot.count--;
-    if (slot.count === 0 && k.s.swapcache[slotId] === undefined) delete k.s.swap[slotId];
+    if (slot.count === 0 && k.s.swapcache.get(slotId) === undefined) k.s.swap.delete(slotId);
     f.refcount--; // mapPte takes it again
   } else {
     f.refcount++; // our reference from the look-up, becomes the mapping's
@@ -118,14 +114,14 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): Fa
     slot.count--;
     // should_try_to_free_swap(): a write fault with nobody else holding the page frees the cache
     if (slot.count === 0 && write && f.refcount === 2) freeSwapCache(k, f);
-    else if (slot.count === 0 && f.swapSlot < 0) delete k.s.swap[slotId];
+    else if (slot.count === 0 && f.swapSlot < 0) k.s.swap.delete(slotId);
     exclusive = (k.sw['anon-exclusive'] && pte.exclusive) || f.refcount === 1;
     f.refcount--; // mapPte takes it again
   }
   mapPte(k, f.id, 0);
   if (exclusive) f.exclusive[0] = true;
   const writable = exclusive && write && (vma.flags & VM_WRITE) !== 0;
-  mm.pte[vpn] = { t: 'page', folio: f.id, off: 0, write: writable, dirty: writable, softDirty: pte.softDirty || writable };
+  mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: writable, dirty: writable, softDirty: pte.softDirty || writable });
   emitMm(k, mm, exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }

@@ -1,7 +1,11 @@
 /**
  * The model state: plain, cloneable data. Everything a rule reads or writes is here; there are
- * no hidden object graphs, no classes, no Maps. Records keyed by small integers iterate in
- * ascending key order, which gives the canonical form (see state.ts) for free.
+ * no hidden object graphs and no classes. Collections keyed by small integers (vpn, folio id, pid,
+ * swap slot, ...) are Tables: Maps, which look up, delete and iterate far faster than integer-keyed
+ * objects in V8's dictionary mode. A Map iterates in insertion order: ids from `nextId` and
+ * `nextSlot` ascend, so folios, processes, files, pipes, pins and swap slots iterate by ascending
+ * id; page tables and page caches do not, so the canonical form (canon.ts) and the rules whose
+ * order shows sort their keys.
  *
  * Units: addresses and sizes are bytes; `vpn` is a virtual page number (address / 4096);
  * a folio's "page" index is in 4 KiB pages except for hugetlb folios, whose single "unit" is the
@@ -10,6 +14,24 @@
 
 /** A content token: every byte of a page (or hugetlb page) holds this value. */
 export type Token = number;
+
+/**
+ * A table keyed by small integers. get() is typed like the index of an integer-keyed Record (a
+ * caller that may miss checks for undefined, as with a Record). Create with newTable().
+ */
+export interface Table<V> extends Map<number, V> {
+  get(key: number): V;
+}
+
+export function newTable<V>(entries?: Iterable<readonly [number, V]>): Table<V> {
+  return new Map(entries) as Table<V>;
+}
+
+/** The keys of a table in ascending order. */
+export function sortedKeys(t: Map<number, unknown>): number[] {
+  const keys = Array.from(t.keys());
+  return keys.length > 1 ? keys.sort((a, b) => a - b) : keys;
+}
 
 /** Reserved folio ids for the two special pages (never freed, never in `folios`). */
 export const ZERO_FOLIO = -1;
@@ -108,11 +130,11 @@ export interface Vma {
 export interface Mm {
   vmas: Vma[];
   /** PTEs keyed by vpn */
-  pte: Record<number, Pte>;
+  pte: Table<Pte>;
   /** PMD leaves keyed by the vpn of the PMD's first page */
-  pmd: Record<number, PmdLeaf>;
+  pmd: Table<PmdLeaf>;
   /** hugetlb entries keyed by the vpn of the huge page's first 4 KiB page */
-  huge: Record<number, HugeLeaf>;
+  huge: Table<HugeLeaf>;
   /** MMF_HAS_PINNED: set by the first FOLL_PIN on this mm, never cleared */
   hasPinned: boolean;
   /** mm->locked_vm in pages (VmLck; VFIO accounts here) */
@@ -147,7 +169,7 @@ export interface File {
   hugetlb: number;
   size: number;
   /** page cache: folio id per page index (units of 4 KiB, or of the huge page size) */
-  cache: Record<number, number>;
+  cache: Table<number>;
   /** file data not in the page cache, run-length coded from page 0 as (token, 4 KiB pages);
    *  holes and data past the last run read as 0 */
   disk: Array<[Token, number]>;
@@ -198,14 +220,14 @@ export interface HugetlbPool {
 }
 
 export interface State {
-  folios: Record<number, Folio>;
-  procs: Record<number, Proc>;
-  files: Record<number, File>;
-  pipes: Record<number, Pipe>;
-  pins: Record<number, PinSet>;
-  swap: Record<number, SwapSlot>;
+  folios: Table<Folio>;
+  procs: Table<Proc>;
+  files: Table<File>;
+  pipes: Table<Pipe>;
+  pins: Table<PinSet>;
+  swap: Table<SwapSlot>;
   /** swap cache: slot -> folio id holding it */
-  swapcache: Record<number, number>;
+  swapcache: Table<number>;
   hugetlb: HugetlbPool[];
   /** refcount taken on the shared zeropage by pins (6.2: GUP_PIN_COUNTING_BIAS each) */
   zeroPageRefs: number;

@@ -170,7 +170,7 @@ export class ModelBackend implements Backend {
   pin(p: number, addr: number, len: number, write: boolean, fast: boolean): Res<number> {
     const r = this.sim.gupTestStart(p, addr, len, write, fast);
     if (r < 0) return errno(r);
-    const set = Object.values(this.sim.state.pins).find((s) => s.user === 'gup_test' && s.owner === p);
+    const set = [...this.sim.state.pins.values()].find((s) => s.user === 'gup_test' && s.owner === p);
     return set ? set.id : { fail: 'EINVAL' };
   }
   unpin(_p: number, pin: number): Res<void> {
@@ -213,7 +213,7 @@ export class ModelBackend implements Backend {
   // ----- observations
 
   mapped(p: number, addr: number, len: number): boolean {
-    const proc = this.sim.state.procs[p];
+    const proc = this.sim.state.procs.get(p);
     if (!proc?.alive) return false;
     for (let a = addr; a < addr + len; ) {
       const v = findVma(proc.mm, a);
@@ -226,7 +226,7 @@ export class ModelBackend implements Backend {
     return inspect(this.sim, p, addr);
   }
   counters(p: number): ProcCounters {
-    const mm = this.sim.state.procs[p].mm;
+    const mm = this.sim.state.procs.get(p).mm;
     return { VmPin: mm.pinnedVm * PAGE_SIZE, VmLck: mm.lockedVm * PAGE_SIZE };
   }
   userLocked(): number {
@@ -237,8 +237,8 @@ export class ModelBackend implements Backend {
   }
   pinPages(pin: number): string[] {
     const out: string[] = [];
-    for (const r of this.sim.state.pins[pin].runs) {
-      const f = r.folio < 0 ? (r.folio as -1 | -2) : this.sim.state.folios[r.folio];
+    for (const r of this.sim.state.pins.get(pin).runs) {
+      const f = r.folio < 0 ? (r.folio as -1 | -2) : this.sim.state.folios.get(r.folio);
       for (let i = 0; i < r.n; i++) out.push(label(f, r.first + i));
     }
     return out;
@@ -255,7 +255,7 @@ export class ModelBackend implements Backend {
 /** Pins of (folio, 4 KiB page), counted from the pin sets. */
 function pinsOn(sim: Sim, folio: number, page4k: number): number {
   let n = 0;
-  for (const s of Object.values(sim.state.pins))
+  for (const s of sim.state.pins.values())
     for (const r of s.runs) if (r.folio === folio && page4k >= r.first && page4k < r.first + r.n) n++;
   return n;
 }
@@ -263,7 +263,7 @@ function pinsOn(sim: Sim, folio: number, page4k: number): number {
 /** What the model knows about the page at addr in process p (read-only). */
 export function inspect(sim: Sim, p: number, addr: number): PageObs {
   const none: PageObs = { present: false, swapped: false };
-  const proc = sim.state.procs[p];
+  const proc = sim.state.procs.get(p);
   if (!proc?.alive) return none;
   const mm = proc.mm;
   const v = findVma(mm, addr);
@@ -307,15 +307,15 @@ export function inspect(sim: Sim, p: number, addr: number): PageObs {
       const pte = e.pte;
       if (pte.t === 'swap') return { present: false, swapped: true };
       if (pte.t === 'zero') return zero('zeropage', false);
-      const f = sim.state.folios[pte.folio];
+      const f = sim.state.folios.get(pte.folio);
       return of(f, pte.off, pte.off * f.sub, pte.write, false);
     }
     case 'pmd': {
       const page = vpn - e.vpn;
       if (e.leaf.t === 'hugezero') return zero(label(-2, page), true);
-      return of(sim.state.folios[e.leaf.folio], page, page, e.leaf.write, true);
+      return of(sim.state.folios.get(e.leaf.folio), page, page, e.leaf.write, true);
     }
     case 'huge':
-      return of(sim.state.folios[e.leaf.folio], 0, vpn - e.vpn, e.leaf.write, true);
+      return of(sim.state.folios.get(e.leaf.folio), 0, vpn - e.vpn, e.leaf.write, true);
   }
 }

@@ -17,7 +17,7 @@ test('fork write-protects both PTEs and clears PG_anon_exclusive of the shared p
   assert.equal(sim.pagemap(child, a).folio, old);
   assert.equal(pagePte(sim, 1, a).write, false);
   assert.equal(pagePte(sim, child, a).write, false);
-  const f = sim.state.folios[old];
+  const f = sim.state.folios.get(old);
   assert.equal(f.exclusive[0], false);
   assert.equal(f.refcount, 2);
   assert.deepEqual(f.mapcount, [2]);
@@ -34,19 +34,19 @@ for (const kernel of ['v6.1', 'v6.2'] as const) {
     const neu = sim.pagemap(1, a).folio;
     assert.notEqual(neu, old);
     assert.equal(sim.pagemap(child, a).folio, old);
-    assert.equal(sim.state.folios[neu].exclusive[0], true);
+    assert.equal(sim.state.folios.get(neu).exclusive[0], true);
     assert.equal(pagePte(sim, 1, a).write, true);
     assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[2, 1]]);
     assert.deepEqual(sim.read(child, a, PAGE_SIZE), [[1, 1]]);
     // the old page lost the parent's mapping and reference
-    assert.equal(sim.state.folios[old].refcount, 1);
-    assert.deepEqual(sim.state.folios[old].mapcount, [1]);
+    assert.equal(sim.state.folios.get(old).refcount, 1);
+    assert.deepEqual(sim.state.folios.get(old).mapcount, [1]);
     // the child's page is still non-exclusive: its own write reuses it by the refcount check
     clearEvents(sim);
     sim.memset(child, a, 3, PAGE_SIZE);
     assert.ok(has(sim, 'reuse anon page', child));
     assert.equal(sim.pagemap(child, a).folio, old);
-    assert.equal(sim.state.folios[old].exclusive[0], true);
+    assert.equal(sim.state.folios.get(old).exclusive[0], true);
   });
 }
 
@@ -54,13 +54,13 @@ test('after the child exits, the parent write reuses the page (refcount == 1) an
   const { sim, a, old, child } = forked();
   sim.exit(child, 0);
   assert.equal(sim.wait(child), 0);
-  assert.equal(sim.state.folios[old].exclusive[0], false);
+  assert.equal(sim.state.folios.get(old).exclusive[0], false);
   clearEvents(sim);
   sim.memset(1, a, 2, PAGE_SIZE);
   assert.ok(has(sim, 'reuse anon page'));
   assert.ok(!has(sim, 'COW: copy'));
   assert.equal(sim.pagemap(1, a).folio, old);
-  assert.equal(sim.state.folios[old].exclusive[0], true);
+  assert.equal(sim.state.folios.get(old).exclusive[0], true);
   assert.equal(pagePte(sim, 1, a).write, true);
 });
 
@@ -68,10 +68,10 @@ test('an extra FOLL_GET reference (vmsplice into a pipe) forces a copy; the pipe
   const { sim, a, old, child } = forked();
   const pipe = sim.pipe();
   assert.equal(sim.vmsplice(child, pipe, a, PAGE_SIZE), PAGE_SIZE);
-  assert.equal(sim.state.folios[old].refcount, 3);
+  assert.equal(sim.state.folios.get(old).refcount, 3);
   sim.munmap(child, a, PAGE_SIZE);
-  assert.equal(sim.state.folios[old].refcount, 2);
-  assert.deepEqual(sim.state.folios[old].mapcount, [1]);
+  assert.equal(sim.state.folios.get(old).refcount, 2);
+  assert.deepEqual(sim.state.folios.get(old).mapcount, [1]);
   clearEvents(sim);
   sim.memset(1, a, 0xff, PAGE_SIZE);
   assert.ok(has(sim, 'COW: copy'));
@@ -106,7 +106,7 @@ test('mprotect(R) then mprotect(RW) makes the PTE of an exclusive anon page writ
   const id = sim.pagemap(1, a).folio;
   assert.equal(sim.mprotect(1, a, PAGE_SIZE, PROT_READ), 0);
   assert.equal(pagePte(sim, 1, a).write, false);
-  assert.equal(sim.state.folios[id].exclusive[0], true);
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
   assert.equal(sim.memset(1, a, 2, PAGE_SIZE), 'SIGSEGV');
   assert.equal(sim.mprotect(1, a, PAGE_SIZE, RW), 0);
   assert.equal(pagePte(sim, 1, a).write, true);

@@ -12,7 +12,7 @@ test('read fault on private anon maps the shared zeropage, without a folio or a 
   assert.equal(pm.present, true);
   assert.equal(pm.folio, ZERO_FOLIO);
   assert.equal(pte(sim, 1, a)?.t, 'zero');
-  assert.equal(Object.keys(sim.state.folios).length, 0);
+  assert.equal(sim.state.folios.size, 0);
   assert.equal(sim.state.zeroPageRefs, 0);
   assert.ok(has(sim, 'map shared zeropage'));
   // only the touched page is mapped
@@ -25,7 +25,7 @@ test('write fault on private anon allocates an exclusive writable page', () => {
   assert.equal(sim.memset(1, a, 7, PAGE_SIZE), null);
   const id = sim.pagemap(1, a).folio;
   assert.ok(id >= 0);
-  const f = sim.state.folios[id];
+  const f = sim.state.folios.get(id);
   assert.equal(f.kind, 'anon');
   assert.equal(f.nr, 1);
   assert.equal(f.exclusive[0], true);
@@ -48,7 +48,7 @@ test('write after a read replaces the shared zeropage by a zeroed exclusive copy
   assert.match(e.detail ?? '', /shared zeropage/);
   const id = sim.pagemap(1, a).folio;
   assert.ok(id >= 0);
-  assert.equal(sim.state.folios[id].exclusive[0], true);
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
   assert.equal(pagePte(sim, 1, a).write, true);
 });
 
@@ -56,7 +56,7 @@ test('store to a PROT_READ mapping is SIGSEGV and maps nothing writable', () => 
   const sim = mkSim();
   const a = anon(sim, PAGE_SIZE, PROT_READ);
   assert.equal(sim.memset(1, a, 1, PAGE_SIZE), 'SIGSEGV');
-  assert.equal(Object.keys(sim.state.folios).length, 0);
+  assert.equal(sim.state.folios.size, 0);
 });
 
 test('read fault in a MADV_HUGEPAGE range maps the huge zeropage (THP enabled=madvise)', () => {
@@ -69,7 +69,7 @@ test('read fault in a MADV_HUGEPAGE range maps the huge zeropage (THP enabled=ma
   assert.equal(pmd(sim, 1, a)?.t, 'hugezero');
   assert.equal(pmd(sim, 1, a)?.write, false);
   assert.equal(sim.state.hugeZeroRefs, 1);
-  assert.equal(sim.state.procs[1].mm.hugeZeroRef, true);
+  assert.equal(sim.state.procs.get(1).mm.hugeZeroRef, true);
   assert.ok(has(sim, 'map huge zeropage'));
 });
 
@@ -79,7 +79,7 @@ test('write fault in an untouched MADV_HUGEPAGE range allocates an exclusive PMD
   sim.memset(1, a + 5 * PAGE_SIZE, 9, PAGE_SIZE);
   const id = sim.pagemap(1, a).folio;
   assert.ok(id >= 0);
-  const f = sim.state.folios[id];
+  const f = sim.state.folios.get(id);
   assert.equal(f.nr, HPAGE_PMD_NR);
   assert.equal(f.entireMapcount, 1);
   assert.equal(f.refcount, 1);
@@ -106,7 +106,7 @@ test('v6.2: a write to the huge zeropage splits the PMD and copies one 4 KiB pag
   assert.equal(pmd(sim, 1, a), undefined);
   const id = sim.pagemap(1, a + PAGE_SIZE).folio;
   assert.ok(id >= 0);
-  assert.equal(sim.state.folios[id].nr, 1);
+  assert.equal(sim.state.folios.get(id).nr, 1);
   assert.equal(sim.pagemap(1, a).folio, ZERO_FOLIO);
   assert.equal(sim.pagemap(1, a + 2 * PAGE_SIZE).folio, ZERO_FOLIO);
 });
@@ -116,13 +116,13 @@ test('without MADV_HUGEPAGE (enabled=madvise) faults are 4 KiB; enabled=always g
   const a = anon(sim, PMD_SIZE);
   assert.equal(a % PMD_SIZE, 0);
   sim.memset(1, a, 1, PAGE_SIZE);
-  assert.equal(sim.state.folios[sim.pagemap(1, a).folio].nr, 1);
+  assert.equal(sim.state.folios.get(sim.pagemap(1, a).folio).nr, 1);
   assert.equal(pmd(sim, 1, a), undefined);
 
   const always = mkSim('v6.2', { thpEnabled: 'always' });
   const b = anon(always, PMD_SIZE);
   always.memset(1, b, 1, PAGE_SIZE);
-  assert.equal(always.state.folios[always.pagemap(1, b).folio].nr, HPAGE_PMD_NR);
+  assert.equal(always.state.folios.get(always.pagemap(1, b).folio).nr, HPAGE_PMD_NR);
 });
 
 test('enabled=never, or no PMD THP, disables THP even with MADV_HUGEPAGE', () => {
@@ -132,7 +132,7 @@ test('enabled=never, or no PMD THP, disables THP even with MADV_HUGEPAGE', () =>
     sim.read(1, a, PAGE_SIZE);
     assert.equal(sim.pagemap(1, a).folio, ZERO_FOLIO, JSON.stringify(m));
     sim.memset(1, a + PAGE_SIZE, 1, PAGE_SIZE);
-    assert.equal(sim.state.folios[sim.pagemap(1, a + PAGE_SIZE).folio].nr, 1);
+    assert.equal(sim.state.folios.get(sim.pagemap(1, a + PAGE_SIZE).folio).nr, 1);
   }
 });
 
@@ -142,7 +142,7 @@ test('use_zero_page=0: a read fault in a THP range allocates a THP', () => {
   sim.read(1, a, PAGE_SIZE);
   const id = sim.pagemap(1, a).folio;
   assert.ok(id >= 0);
-  assert.equal(sim.state.folios[id].nr, HPAGE_PMD_NR);
+  assert.equal(sim.state.folios.get(id).nr, HPAGE_PMD_NR);
   assert.equal(sim.state.hugeZeroRefs, 0);
 });
 
@@ -152,19 +152,19 @@ test('private file mapping: a read maps the page-cache page R/O, a write makes a
   sim.pwrite(fd, 0, PAGE_SIZE, 5);
   const a = sim.mmap(1, { len: PAGE_SIZE, prot: RW, flags: MAP_PRIVATE, file: fd });
   assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[5, 1]]);
-  const cache = sim.state.files[fd].cache[0];
+  const cache = sim.state.files.get(fd).cache.get(0);
   assert.equal(sim.pagemap(1, a).folio, cache);
   assert.equal(sim.pagemap(1, a).file, true);
   assert.equal(pagePte(sim, 1, a).write, false);
   sim.memset(1, a, 6, PAGE_SIZE);
   const id = sim.pagemap(1, a).folio;
   assert.notEqual(id, cache);
-  assert.equal(sim.state.folios[id].kind, 'anon');
-  assert.equal(sim.state.folios[id].exclusive[0], true);
+  assert.equal(sim.state.folios.get(id).kind, 'anon');
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
   assert.deepEqual(sim.pread(fd, 0, PAGE_SIZE), [[5, 1]]);
   assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[6, 1]]);
   // the page cache still holds its page, unmapped
-  assert.equal(sim.state.folios[cache].refcount, 1);
+  assert.equal(sim.state.folios.get(cache).refcount, 1);
 });
 
 test('write fault on an untouched private file page is do_cow_fault (the file is not written)', () => {
@@ -174,7 +174,7 @@ test('write fault on an untouched private file page is do_cow_fault (the file is
   const a = sim.mmap(1, { len: PAGE_SIZE, prot: RW, flags: MAP_PRIVATE, file: fd });
   sim.memset(1, a, 8, PAGE_SIZE);
   assert.ok(has(sim, 'COW of page-cache page (do_cow_fault)'));
-  assert.notEqual(sim.pagemap(1, a).folio, sim.state.files[fd].cache[0]);
+  assert.notEqual(sim.pagemap(1, a).folio, sim.state.files.get(fd).cache.get(0));
   assert.deepEqual(sim.pread(fd, 0, PAGE_SIZE), [[5, 1]]);
 });
 
@@ -184,7 +184,7 @@ test('shared memfd mapping: a write goes to the page cache', () => {
   sim.fallocate(fd, PAGE_SIZE);
   const a = sim.mmap(1, { len: PAGE_SIZE, prot: RW, flags: MAP_SHARED, file: fd });
   sim.memset(1, a, 0x42, PAGE_SIZE);
-  assert.equal(sim.pagemap(1, a).folio, sim.state.files[fd].cache[0]);
+  assert.equal(sim.pagemap(1, a).folio, sim.state.files.get(fd).cache.get(0));
   assert.deepEqual(sim.pread(fd, 0, PAGE_SIZE), [[0x42, 1]]);
 });
 
@@ -202,7 +202,7 @@ test('zeroPage=false (mm_forbids_zeropage, e.g. pvm_no_zero_page=1): read faults
   sim.read(1, a, PAGE_SIZE);
   const p = pagePte(sim, 1, a);
   assert.equal(p.write, true);
-  assert.equal(sim.state.folios[p.folio].exclusive[0], true);
+  assert.equal(sim.state.folios.get(p.folio).exclusive[0], true);
   const t = thpArea(sim);
   sim.read(1, t, PAGE_SIZE);
   assert.equal(pmd(sim, 1, t)?.t, 'thp');

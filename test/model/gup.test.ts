@@ -35,7 +35,7 @@ for (const kernel of ['v6.1', 'v6.2'] as const) {
       const neu = sim.pagemap(1, a).folio;
       assert.notEqual(neu, old);
       assert.equal(sim.pagemap(child, a).folio, old);
-      const f = sim.state.folios[neu];
+      const f = sim.state.folios.get(neu);
       assert.equal(f.exclusive[0], true);
       assert.equal(f.refcount, 1 + GUP_PIN_COUNTING_BIAS);
       // the unshared copy is mapped R/O
@@ -50,7 +50,7 @@ for (const kernel of ['v6.1', 'v6.2'] as const) {
       assert.deepEqual(sim.gupTestRead(1), [[0xff, 1]]);
       assert.deepEqual(sim.read(child, a, PAGE_SIZE), [[1, 1]]);
       assert.equal(sim.gupTestStop(1), 0);
-      assert.equal(sim.state.folios[neu].refcount, 1);
+      assert.equal(sim.state.folios.get(neu).refcount, 1);
     });
   }
 }
@@ -62,8 +62,8 @@ test('FOLL_GET (vmsplice) of a page shared with a child does not unshare', () =>
   assert.ok(!hasLike(sim, /unshare/));
   assert.equal(sim.pagemap(1, a).folio, old);
   assert.equal(sim.pagemap(child, a).folio, old);
-  assert.equal(sim.state.folios[old].exclusive[0], false);
-  assert.equal(sim.state.folios[old].refcount, 3);
+  assert.equal(sim.state.folios.get(old).exclusive[0], false);
+  assert.equal(sim.state.folios.get(old).refcount, 3);
 });
 
 test('R/O pin of a non-exclusive page whose only reference is our mapping reuses it (unshare: reuse)', () => {
@@ -74,7 +74,7 @@ test('R/O pin of a non-exclusive page whose only reference is our mapping reuses
   assert.ok(has(sim, 'unshare: reuse exclusive anon page'));
   assert.ok(!has(sim, 'unshare: copy'));
   assert.equal(sim.pagemap(1, a).folio, old);
-  assert.equal(sim.state.folios[old].exclusive[0], true);
+  assert.equal(sim.state.folios.get(old).exclusive[0], true);
   assert.equal(pagePte(sim, 1, a).write, false, 'unshare never maps writable');
 });
 
@@ -88,8 +88,8 @@ test('R/O pin of an exclusive page pins it in place, even when mapped R/O, and G
   assert.equal(sim.gupTestStart(1, a, PAGE_SIZE, false, true), 0);
   assert.ok(!hasLike(sim, /unshare|fall back/));
   assert.equal(sim.pagemap(1, a).folio, id);
-  assert.equal(sim.state.folios[id].refcount, 1 + GUP_PIN_COUNTING_BIAS);
-  assert.equal(sim.state.procs[1].mm.hasPinned, true);
+  assert.equal(sim.state.folios.get(id).refcount, 1 + GUP_PIN_COUNTING_BIAS);
+  assert.equal(sim.state.procs.get(1).mm.hasPinned, true);
 });
 
 test('a write pin of a page shared with a child breaks COW with a write fault (writable copy)', () => {
@@ -138,10 +138,10 @@ test('v6.2: FOLL_FORCE|FOLL_WRITE on a PROT_READ private hugetlb mapping is refu
   assert.ok(a > 0);
   sim.read(1, a, PAGE_SIZE);
   const id = sim.pagemap(1, a).folio;
-  const r = gup(sim.k, sim.state.procs[1].mm, a, 1, FORCE_WRITE_PIN, false);
+  const r = gup(sim.k, sim.state.procs.get(1).mm, a, 1, FORCE_WRITE_PIN, false);
   assert.equal(r.nr, -EFAULT);
   assert.deepEqual(r.runs, []);
-  assert.equal(sim.state.folios[id].pincount, 0);
+  assert.equal(sim.state.folios.get(id).pincount, 0);
 });
 
 test('v6.1: FOLL_FORCE|FOLL_WRITE on a PROT_READ private hugetlb mapping (exclusive page mapped) is allowed', () => {
@@ -149,17 +149,17 @@ test('v6.1: FOLL_FORCE|FOLL_WRITE on a PROT_READ private hugetlb mapping (exclus
   const a = hugetlbAnon(sim, HUGE_2M, PROT_READ);
   sim.read(1, a, PAGE_SIZE);
   const id = sim.pagemap(1, a).folio;
-  assert.equal(sim.state.folios[id].exclusive[0], true);
-  const r = gup(sim.k, sim.state.procs[1].mm, a, 1, FORCE_WRITE_PIN, false);
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
+  const r = gup(sim.k, sim.state.procs.get(1).mm, a, 1, FORCE_WRITE_PIN, false);
   assert.equal(r.nr, 1);
   assert.equal(r.runs[0].folio, id);
-  assert.equal(sim.state.folios[id].pincount, 1);
+  assert.equal(sim.state.folios.get(id).pincount, 1);
 });
 
 test('check_vma_flags: FOLL_WRITE without FOLL_FORCE on PROT_READ is -EFAULT; FOLL_FORCE works on a non-hugetlb COW mapping on v6.2', () => {
   const sim = mkSim('v6.2');
   const a = anon(sim, PAGE_SIZE, PROT_READ);
-  const mm = sim.state.procs[1].mm;
+  const mm = sim.state.procs.get(1).mm;
   assert.equal(gup(sim.k, mm, a, 1, FOLL_GET | FOLL_WRITE, false).nr, -EFAULT);
   const r = gup(sim.k, mm, a, 1, FOLL_GET | FOLL_WRITE | FOLL_FORCE, false);
   assert.equal(r.nr, 1);
@@ -168,7 +168,7 @@ test('check_vma_flags: FOLL_WRITE without FOLL_FORCE on PROT_READ is -EFAULT; FO
   assert.ok(id >= 0);
   assert.equal(r.runs[0].folio, id);
   assert.equal(pagePte(sim, 1, a).write, false);
-  assert.equal(sim.state.folios[id].exclusive[0], true);
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
 });
 
 test('FOLL_FORCE|FOLL_WRITE is refused on a shared mapping without VM_WRITE', () => {
@@ -176,5 +176,5 @@ test('FOLL_FORCE|FOLL_WRITE is refused on a shared mapping without VM_WRITE', ()
   const fd = sim.memfdCreate();
   sim.fallocate(fd, PAGE_SIZE);
   const a = sim.mmap(1, { len: PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED, file: fd });
-  assert.equal(gup(sim.k, sim.state.procs[1].mm, a, 1, FOLL_GET | FOLL_WRITE | FOLL_FORCE, false).nr, -EFAULT);
+  assert.equal(gup(sim.k, sim.state.procs.get(1).mm, a, 1, FOLL_GET | FOLL_WRITE | FOLL_FORCE, false).nr, -EFAULT);
 });

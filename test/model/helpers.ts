@@ -49,7 +49,7 @@ export function hugetlbAnon(sim: Sim, len = HUGE_2M, prot = RW, size = HUGE_2M):
 }
 
 export function pte(sim: Sim, pid: number, addr: number): Pte | undefined {
-  return sim.state.procs[pid].mm.pte[Math.floor(addr / PAGE_SIZE)];
+  return sim.state.procs.get(pid).mm.pte.get(Math.floor(addr / PAGE_SIZE));
 }
 
 /** The PTE at addr, which must map a page. */
@@ -60,7 +60,7 @@ export function pagePte(sim: Sim, pid: number, addr: number): PagePte {
 }
 
 export function pmd(sim: Sim, pid: number, addr: number): PmdLeaf | undefined {
-  return sim.state.procs[pid].mm.pmd[Math.floor(addr / PAGE_SIZE)];
+  return sim.state.procs.get(pid).mm.pmd.get(Math.floor(addr / PAGE_SIZE));
 }
 
 export function folioAt(sim: Sim, pid: number, addr: number): number {
@@ -78,9 +78,9 @@ export function clearEvents(sim: Sim): void {
 }
 
 export function pinSets(sim: Sim, user?: string): PinSet[] {
-  return Object.values(sim.state.pins).filter((p) => user === undefined || p.user === user);
+  return [...sim.state.pins.values()].filter((p) => user === undefined || p.user === user);
 }
 
 export function folioCount(sim: Sim): number {
-  return Object.keys(sim.state.folios).length;
+  return sim.state.folios.size;
 }

@@ -107,7 +107,7 @@ test('wp-reuse-refcount (09854ba94c6a, 5.9): reuse needs refcount 1; before, reu
     sim.madvise(1, a, PAGE_SIZE, 21); // MADV_PAGEOUT
     sim.read(1, a, PAGE_SIZE); // swap-in by a read: R/O, still in the swap cache
     const f = folioAt(sim, 1, a);
-    assert.ok(sim.state.folios[f].swapSlot >= 0, kernel);
+    assert.ok(sim.state.folios.get(f).swapSlot >= 0, kernel);
     sim.memset(1, a, 2, PAGE_SIZE);
     assert.equal(folioAt(sim, 1, a) === f, reused, kernel);
   }
@@ -322,7 +322,7 @@ test('mthp (19eaf44954df, 6.8): with a size enabled, a write fault allocates the
     const a = anon(sim, 2 * 64 * 1024);
     const at = a + 64 * 1024 + 5 * PAGE_SIZE;
     sim.memset(1, at, 7, PAGE_SIZE);
-    const f = sim.state.folios[folioAt(sim, 1, at)];
+    const f = sim.state.folios.get(folioAt(sim, 1, at));
     assert.equal(f.nr, nr, kernel);
     if (nr > 1) {
       // aligned: the folio maps the whole 64 KiB block around the fault, exclusive, writable
@@ -341,10 +341,10 @@ test('mthp (19eaf44954df, 6.8): with a size enabled, a write fault allocates the
       const c = Math.ceil(b / (64 * 1024)) * 64 * 1024;
       sim.setThpMode(64 << 10, 'never');
       sim.memset(1, c + 60 * 1024, 1, PAGE_SIZE);
-      assert.equal(sim.state.folios[folioAt(sim, 1, c + 60 * 1024)].nr, 4);
+      assert.equal(sim.state.folios.get(folioAt(sim, 1, c + 60 * 1024)).nr, 4);
       sim.setThpMode(64 << 10, 'always');
       sim.memset(1, c, 2, PAGE_SIZE);
-      assert.equal(sim.state.folios[folioAt(sim, 1, c)].nr, 4);
+      assert.equal(sim.state.folios.get(folioAt(sim, 1, c)).nr, 4);
     }
   }
   // the PMD size follows its own setting: 'never' keeps a MADV_HUGEPAGE range from getting a PMD THP
@@ -375,6 +375,6 @@ test('odirect-foll-pin (6.3): an O_DIRECT write from a page shared after fork un
     assert.equal(folioAt(sim, 1, a) !== shared, unshared, kernel);
     assert.equal(folioAt(sim, c, a), shared);
     assert.deepEqual(sim.pread(fd, 0, PAGE_SIZE), [[1, 1]]);
-    assert.equal(sim.state.procs[1].mm.hasPinned, unshared, `${kernel}: MMF_HAS_PINNED`);
+    assert.equal(sim.state.procs.get(1).mm.hasPinned, unshared, `${kernel}: MMF_HAS_PINNED`);
   }
 });

@@ -4,7 +4,7 @@ import { ENOMEM, MAP_ANONYMOUS, MAP_HUGETLB, MAP_NORESERVE, MAP_PRIVATE, PAGE_SI
 import { clearEvents, HUGE_2M, has, hugetlbAnon, mkSim, RW } from './helpers.ts';
 
 const pool = (sim: ReturnType<typeof mkSim>) => sim.state.hugetlb.find((h) => h.size === HUGE_2M)!;
-const leaf = (sim: ReturnType<typeof mkSim>, pid: number, a: number) => sim.state.procs[pid].mm.huge[a / PAGE_SIZE];
+const leaf = (sim: ReturnType<typeof mkSim>, pid: number, a: number) => sim.state.procs.get(pid).mm.huge.get(a / PAGE_SIZE);
 
 test('private anon hugetlb: mmap reserves, the first write allocates an exclusive writable page', () => {
   const sim = mkSim('v6.2');
@@ -14,7 +14,7 @@ test('private anon hugetlb: mmap reserves, the first write allocates an exclusiv
   assert.deepEqual({ ...pool(sim) }, { size: HUGE_2M, nr: 2, free: 2, resv: 1 });
   sim.memset(1, a, 1, HUGE_2M);
   const id = sim.pagemap(1, a).folio;
-  const f = sim.state.folios[id];
+  const f = sim.state.folios.get(id);
   assert.equal(f.hugetlb, HUGE_2M);
   assert.equal(f.kind, 'anon');
   assert.equal(f.exclusive[0], true);
@@ -29,8 +29,8 @@ test('private anon hugetlb COW after fork copies when mapcount is 2', () => {
   sim.memset(1, a, 1, HUGE_2M);
   const old = sim.pagemap(1, a).folio;
   const child = sim.fork(1);
-  assert.equal(sim.state.folios[old].entireMapcount, 2);
-  assert.equal(sim.state.folios[old].exclusive[0], false);
+  assert.equal(sim.state.folios.get(old).entireMapcount, 2);
+  assert.equal(sim.state.folios.get(old).exclusive[0], false);
   assert.equal(leaf(sim, 1, a).write, false);
   assert.equal(leaf(sim, child, a).write, false);
   clearEvents(sim);
@@ -53,7 +53,7 @@ test('hugetlb reuse is by mapcount: with mapcount 1 a vmsplice FOLL_GET referenc
   const pipe = sim.pipe();
   assert.equal(sim.vmsplice(child, pipe, a, PAGE_SIZE), PAGE_SIZE);
   sim.exit(child, 0);
-  assert.equal(sim.state.folios[old].refcount, 2);
+  assert.equal(sim.state.folios.get(old).refcount, 2);
   clearEvents(sim);
   sim.memset(1, a, 2, HUGE_2M);
   assert.ok(has(sim, 'hugetlb: reuse'));

@@ -33,7 +33,7 @@ test('checkInvariants passes after a mix of operations', () => {
 
 test('a bumped folio refcount is a ModelBug', () => {
   const { sim, a } = busy();
-  sim.state.folios[sim.pagemap(1, a).folio].refcount++;
+  sim.state.folios.get(sim.pagemap(1, a).folio).refcount++;
   assert.throws(
     () => checkInvariants(sim.k),
     (e: unknown) => e instanceof ModelBug && /refcount/.test(e.message),
@@ -42,7 +42,7 @@ test('a bumped folio refcount is a ModelBug', () => {
 
 test('a wrong mapcount is a ModelBug', () => {
   const { sim, t } = busy();
-  sim.state.folios[sim.pagemap(1, t).folio].entireMapcount++;
+  sim.state.folios.get(sim.pagemap(1, t).folio).entireMapcount++;
   assert.throws(() => checkInvariants(sim.k), ModelBug);
 });
 
@@ -67,7 +67,7 @@ test('clearing PG_anon_exclusive on a pinned page is a ModelBug', () => {
   // make the PTE R/O first so only the pin invariant is broken
   pagePte(sim, 1, a).write = false;
   assert.doesNotThrow(() => checkInvariants(sim.k));
-  sim.state.folios[sim.pagemap(1, a).folio].exclusive[0] = false;
+  sim.state.folios.get(sim.pagemap(1, a).folio).exclusive[0] = false;
   assert.throws(
     () => checkInvariants(sim.k),
     (e: unknown) => e instanceof ModelBug && /pinned anon page/.test(e.message),
@@ -79,7 +79,7 @@ test('an exclusive page mapped twice is a ModelBug', () => {
   const a = anon(sim, PAGE_SIZE);
   sim.memset(1, a, 1, PAGE_SIZE);
   const child = sim.fork(1);
-  sim.state.folios[sim.pagemap(child, a).folio].exclusive[0] = true;
+  sim.state.folios.get(sim.pagemap(child, a).folio).exclusive[0] = true;
   assert.throws(
     () => checkInvariants(sim.k),
     (e: unknown) => e instanceof ModelBug && /exclusive but mapped 2/.test(e.message),
@@ -89,7 +89,7 @@ test('an exclusive page mapped twice is a ModelBug', () => {
 test('a wrong swap count, hugetlb pool or memlock counter is a ModelBug', () => {
   {
     const { sim } = busy();
-    const slot = Object.values(sim.state.swap)[0];
+    const slot = [...sim.state.swap.values()][0];
     slot.count++;
     assert.throws(() => checkInvariants(sim.k), ModelBug);
   }
@@ -100,7 +100,7 @@ test('a wrong swap count, hugetlb pool or memlock counter is a ModelBug', () => 
   }
   {
     const { sim } = busy();
-    sim.state.procs[1].mm.pinnedVm++;
+    sim.state.procs.get(1).mm.pinnedVm++;
     assert.throws(() => checkInvariants(sim.k), /VmPin/);
   }
   {
@@ -114,6 +114,6 @@ test('the Sim checks invariants after every operation', () => {
   const sim = mkSim('v6.2');
   const a = anon(sim, PAGE_SIZE);
   sim.memset(1, a, 1, PAGE_SIZE);
-  sim.state.folios[sim.pagemap(1, a).folio].refcount++;
+  sim.state.folios.get(sim.pagemap(1, a).folio).refcount++;
   assert.throws(() => sim.read(1, a, PAGE_SIZE), ModelBug);
 });

@@ -32,7 +32,7 @@ const CASES: Case[] = [
       sim.fallocate(fd, PAGE_SIZE);
       const addr = sim.mmap(1, { len: PAGE_SIZE, prot: RW, flags: MAP_PRIVATE, file: fd });
       sim.read(1, addr, PAGE_SIZE);
-      return { addr, len: PAGE_SIZE, before: sim.state.files[fd].cache[0] };
+      return { addr, len: PAGE_SIZE, before: sim.state.files.get(fd).cache.get(0) };
     },
   },
   {
@@ -51,7 +51,7 @@ const CASES: Case[] = [
       const addr = sim.mmap(1, { len: HUGE_2M, prot: RW, flags: MAP_PRIVATE, file: fd });
       assert.ok(addr > 0);
       sim.read(1, addr, HUGE_2M);
-      return { addr, len: HUGE_2M, before: sim.state.files[fd].cache[0] };
+      return { addr, len: HUGE_2M, before: sim.state.files.get(fd).cache.get(0) };
     },
   },
 ];
@@ -69,8 +69,8 @@ for (const c of CASES) {
       assert.ok(hasLike(sim, /unshare: copy/), 'expected an unshare copy');
       const now = sim.pagemap(1, addr).folio;
       assert.ok(now >= 0 && now !== before, `pin should be on a new anonymous page, got ${now}`);
-      assert.equal(sim.state.folios[now].kind, 'anon');
-      assert.equal(sim.state.folios[now].exclusive[0], true);
+      assert.equal(sim.state.folios.get(now).kind, 'anon');
+      assert.equal(sim.state.folios.get(now).exclusive[0], true);
       sim.memset(1, addr, 0xff, len);
       assert.deepEqual(sim.gupTestRead(1), [[0xff, len / PAGE_SIZE]]);
       assert.deepEqual(sim.gupTestRead(1), sim.read(1, addr, len));
@@ -139,7 +139,7 @@ test('v6.2: short-term (not FOLL_LONGTERM) R/O pin of the shared zeropage does n
   const sim = mkSim('v6.2');
   const addr = anon(sim, PAGE_SIZE);
   sim.read(1, addr, PAGE_SIZE);
-  const r = gup(sim.k, sim.state.procs[1].mm, addr, 1, FOLL_PIN, false);
+  const r = gup(sim.k, sim.state.procs.get(1).mm, addr, 1, FOLL_PIN, false);
   assert.equal(r.nr, 1);
   assert.equal(r.runs[0].folio, ZERO_FOLIO);
   assert.equal(sim.pagemap(1, addr).folio, ZERO_FOLIO);
@@ -152,7 +152,7 @@ for (const prot of [PROT_READ, RW]) {
     sim.fallocate(fd, PAGE_SIZE);
     const addr = sim.mmap(1, { len: PAGE_SIZE, prot, flags: MAP_SHARED, file: fd });
     sim.read(1, addr, PAGE_SIZE);
-    const cache = sim.state.files[fd].cache[0];
+    const cache = sim.state.files.get(fd).cache.get(0);
     for (const fast of [false, true]) {
       clearEvents(sim);
       assert.equal(sim.gupTestStart(1, addr, PAGE_SIZE, false, fast), 0);

@@ -4,6 +4,7 @@ import { encodeState } from '../../src/model/canon.ts';
 import { EINVAL, ENOMEM, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, TASK_SIZE } from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
 import { canonicalJson, cloneState, createState, hashState } from '../../src/model/state.ts';
+import { sortedKeys } from '../../src/model/types.ts';
 import { anon, mkSim, thpArea } from './helpers.ts';
 
 function build(token = 1) {
@@ -36,35 +37,35 @@ test('cloneState is a deep copy: mutating the clone leaves the original and its 
   const json = canonicalJson(sim.state);
   const mutations: Array<(s: ReturnType<typeof cloneState>) => void> = [
     (s) => {
-      s.folios[Number(Object.keys(s.folios)[0])].data[0] = 99;
+      s.folios.get(Number(sortedKeys(s.folios)[0])).data[0] = 99;
     },
     (s) => {
-      s.folios[Number(Object.keys(s.folios)[0])].mapcount[0] = 7;
+      s.folios.get(Number(sortedKeys(s.folios)[0])).mapcount[0] = 7;
     },
     (s) => {
-      s.folios[Number(Object.keys(s.folios)[0])].exclusive[0] = !s.folios[Number(Object.keys(s.folios)[0])].exclusive[0];
+      s.folios.get(Number(sortedKeys(s.folios)[0])).exclusive[0] = !s.folios.get(Number(sortedKeys(s.folios)[0])).exclusive[0];
     },
     (s) => {
-      const p = s.procs[1].mm.pte[a / PAGE_SIZE + 1];
+      const p = s.procs.get(1).mm.pte.get(a / PAGE_SIZE + 1);
       if (p.t === 'page') p.write = !p.write;
     },
     (s) => {
-      s.procs[1].mm.pmd[t / PAGE_SIZE].dirty = !s.procs[1].mm.pmd[t / PAGE_SIZE].dirty;
+      s.procs.get(1).mm.pmd.get(t / PAGE_SIZE).dirty = !s.procs.get(1).mm.pmd.get(t / PAGE_SIZE).dirty;
     },
     (s) => {
-      s.procs[1].mm.vmas[0].flags ^= 1;
+      s.procs.get(1).mm.vmas[0].flags ^= 1;
     },
     (s) => {
-      Object.values(s.files)[0].disk[0][0] = 77;
+      [...s.files.values()][0].disk[0][0] = 77;
     },
     (s) => {
-      Object.values(s.pipes)[0].bufs[0].n = 5;
+      [...s.pipes.values()][0].bufs[0].n = 5;
     },
     (s) => {
-      Object.values(s.pins)[0].runs[0].n = 5;
+      [...s.pins.values()][0].runs[0].n = 5;
     },
     (s) => {
-      Object.values(s.swap)[0].data = 55;
+      [...s.swap.values()][0].data = 55;
     },
     (s) => {
       s.hugetlb[0].free = 0;
@@ -120,8 +121,8 @@ test('page tables are visited in address order whatever order the faults came in
   const down = order([2, 1, 0]);
   // the folios got other ids (first fault first), yet the canonical form is the same
   assert.equal(hashState(up), hashState(down));
-  assert.deepEqual(Object.keys(down.procs[1].mm.pte).map(Number), Object.keys(up.procs[1].mm.pte).map(Number));
-  const keys = Object.keys(down.procs[1].mm.pte).map(Number);
+  assert.deepEqual(Object.keys(down.procs.get(1).mm.pte).map(Number), Object.keys(up.procs.get(1).mm.pte).map(Number));
+  const keys = Object.keys(down.procs.get(1).mm.pte).map(Number);
   assert.deepEqual(
     keys,
     [...keys].sort((x, y) => x - y),

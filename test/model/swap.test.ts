@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HPAGE_PMD_NR, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
+import { sortedKeys } from '../../src/model/types.ts';
 import { anon, clearEvents, has, mkSim, pagePte, pte, thpArea } from './helpers.ts';
 
 function swapped(machine = {}) {
@@ -19,7 +20,7 @@ test('MADV_PAGEOUT of an exclusive page leaves a swap PTE with the exclusive mar
   assert.equal(p?.t === 'swap' && p.exclusive, true);
   assert.equal(sim.pagemap(1, a).swapped, true);
   assert.equal(sim.pagemap(1, a).present, false);
-  assert.equal(sim.state.folios[id], undefined);
+  assert.equal(sim.state.folios.get(id), undefined);
   assert.ok(has(sim, 'swap out'));
 });
 
@@ -32,11 +33,11 @@ test('a write fault on an exclusive swap PTE swaps in exclusive and writable, wi
   assert.ok(!has(sim, 'COW: copy'));
   const p = pagePte(sim, 1, a);
   assert.equal(p.write, true);
-  const f = sim.state.folios[p.folio];
+  const f = sim.state.folios.get(p.folio);
   assert.equal(f.exclusive[0], true);
   assert.equal(f.swapSlot, -1, 'the write fault freed the swap cache');
   assert.equal(f.refcount, 1);
-  assert.deepEqual(Object.keys(sim.state.swap), []);
+  assert.deepEqual(sortedKeys(sim.state.swap), []);
   assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[0x22, 1]]);
 });
 
@@ -47,7 +48,7 @@ test('a read fault on an exclusive swap PTE maps the page exclusive but R/O (v6.
   const p = pagePte(sim, 1, a);
   assert.equal(p.write, false);
   const id = p.folio;
-  assert.equal(sim.state.folios[id].exclusive[0], true);
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
   clearEvents(sim);
   sim.memset(1, a, 0x22, PAGE_SIZE);
   assert.ok(has(sim, 'reuse anon page'));
@@ -85,7 +86,7 @@ test('a pinned page is not swapped out', () => {
   sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
   assert.equal(sim.pagemap(1, a).present, true);
   assert.equal(sim.pagemap(1, a).folio, id);
-  assert.equal(sim.state.folios[id].exclusive[0], true);
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
   assert.ok(!has(sim, 'swap out'));
 });
 
@@ -102,7 +103,7 @@ test('without swap (swap=false) MADV_PAGEOUT leaves the page present', () => {
   assert.equal(sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT), 0);
   assert.equal(sim.pagemap(1, a).present, true);
   assert.equal(sim.pagemap(1, a).folio, id);
-  assert.deepEqual(Object.keys(sim.state.swap), []);
+  assert.deepEqual(sortedKeys(sim.state.swap), []);
 });
 
 test('MADV_PAGEOUT of a whole exclusive PMD THP gives 512 exclusive swap PTEs', () => {
@@ -111,7 +112,7 @@ test('MADV_PAGEOUT of a whole exclusive PMD THP gives 512 exclusive swap PTEs', 
   sim.memset(1, a, 3, PMD_SIZE);
   const id = sim.pagemap(1, a).folio;
   sim.madvise(1, a, PMD_SIZE, MADV_PAGEOUT);
-  assert.equal(sim.state.folios[id], undefined);
+  assert.equal(sim.state.folios.get(id), undefined);
   for (const i of [0, 1, HPAGE_PMD_NR - 1]) {
     const p = pte(sim, 1, a + i * PAGE_SIZE);
     assert.equal(p?.t === 'swap' && p.exclusive, true);
@@ -122,7 +123,7 @@ test('MADV_PAGEOUT of a whole exclusive PMD THP gives 512 exclusive swap PTEs', 
 test('munmap of a swap PTE frees the swap slot', () => {
   const { sim, a } = swapped();
   sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
-  assert.equal(Object.keys(sim.state.swap).length, 1);
+  assert.equal(sim.state.swap.size, 1);
   sim.munmap(1, a, PAGE_SIZE);
-  assert.equal(Object.keys(sim.state.swap).length, 0);
+  assert.equal(sim.state.swap.size, 0);
 });

@@ -8,7 +8,7 @@ function thp(kernel: 'v6.1' | 'v6.2' = 'v6.2') {
   const a = thpArea(sim);
   sim.memset(1, a, 1, PMD_SIZE);
   const id = sim.pagemap(1, a).folio;
-  assert.equal(sim.state.folios[id].nr, HPAGE_PMD_NR);
+  assert.equal(sim.state.folios.get(id).nr, HPAGE_PMD_NR);
   return { sim, a, id };
 }
 
@@ -18,7 +18,7 @@ test('fork shares a PMD THP R/O in both processes and clears the head exclusive 
   assert.equal(pmd(sim, 1, a)?.write, false);
   assert.equal(pmd(sim, child, a)?.write, false);
   assert.equal(pmd(sim, child, a)?.folio, id);
-  const f = sim.state.folios[id];
+  const f = sim.state.folios.get(id);
   assert.equal(f.exclusive[0], false);
   assert.equal(f.entireMapcount, 2);
   assert.equal(f.refcount, 2);
@@ -35,7 +35,7 @@ test('a write to a PMD THP shared with a live child splits the PMD and copies on
   assert.equal(pmd(sim, 1, a), undefined);
   const neu = sim.pagemap(1, a + 3 * PAGE_SIZE).folio;
   assert.notEqual(neu, id);
-  assert.equal(sim.state.folios[neu].nr, 1);
+  assert.equal(sim.state.folios.get(neu).nr, 1);
   // the rest stays PTE-mapped from the shared THP, R/O
   assert.equal(sim.pagemap(1, a).folio, id);
   assert.equal(sim.pagemap(1, a + 4 * PAGE_SIZE).folio, id);
@@ -48,7 +48,7 @@ test('a write to a PMD THP shared with a live child splits the PMD and copies on
     [2, 1],
     [1, HPAGE_PMD_NR - 4],
   ]);
-  const f = sim.state.folios[id];
+  const f = sim.state.folios.get(id);
   assert.equal(f.entireMapcount, 1);
   assert.equal(f.mapcount[3], 0);
   assert.equal(f.mapcount[4], 1);
@@ -64,7 +64,7 @@ test('after the child exits, the parent write reuses the whole THP', () => {
   assert.ok(!has(sim, 'split PMD'));
   assert.equal(pmd(sim, 1, a)?.folio, id);
   assert.equal(pmd(sim, 1, a)?.write, true);
-  assert.equal(sim.state.folios[id].exclusive[0], true);
+  assert.equal(sim.state.folios.get(id).exclusive[0], true);
 });
 
 test('an extra FOLL_GET reference on a shared THP forces the split+copy even with one mapping left', () => {
@@ -89,12 +89,12 @@ test('mprotect of one subpage PTE-maps the THP (exclusive subpages, only that PT
   assert.equal(pagePte(sim, 1, a + PAGE_SIZE).write, false);
   assert.equal(pagePte(sim, 1, a).write, true);
   assert.equal(pagePte(sim, 1, a + 2 * PAGE_SIZE).write, true);
-  const f = sim.state.folios[id];
+  const f = sim.state.folios.get(id);
   assert.equal(f.entireMapcount, 0);
   assert.ok(f.mapcount.every((m) => m === 1));
   assert.ok(f.exclusive.every((x) => x));
   assert.equal(f.refcount, HPAGE_PMD_NR);
-  assert.equal(sim.state.procs[1].mm.vmas.length, 3);
+  assert.equal(sim.state.procs.get(1).mm.vmas.length, 3);
 });
 
 test('partial munmap splits the PMD and drops only the unmapped page', () => {
@@ -103,8 +103,8 @@ test('partial munmap splits the PMD and drops only the unmapped page', () => {
   assert.equal(pmd(sim, 1, a + PAGE_SIZE), undefined);
   assert.equal(sim.pagemap(1, a).present, false);
   assert.equal(sim.pagemap(1, a + PAGE_SIZE).folio, id);
-  assert.equal(sim.state.folios[id].mapcount[0], 0);
-  assert.equal(sim.state.folios[id].refcount, HPAGE_PMD_NR - 1);
+  assert.equal(sim.state.folios.get(id).mapcount[0], 0);
+  assert.equal(sim.state.folios.get(id).refcount, HPAGE_PMD_NR - 1);
 });
 
 test('partial MADV_DONTNEED splits; a full-PMD MADV_DONTNEED frees the THP', () => {
@@ -119,7 +119,7 @@ test('partial MADV_DONTNEED splits; a full-PMD MADV_DONTNEED frees the THP', () 
   const t = thp();
   assert.equal(t.sim.madvise(1, t.a, PMD_SIZE, MADV_DONTNEED), 0);
   assert.ok(!has(t.sim, 'split PMD'));
-  assert.equal(t.sim.state.folios[t.id], undefined);
+  assert.equal(t.sim.state.folios.get(t.id), undefined);
   assert.equal(pmd(t.sim, 1, t.a), undefined);
 });
 
@@ -132,7 +132,7 @@ function pteMappedThp() {
   t.sim.mprotect(1, t.a + PAGE_SIZE, PAGE_SIZE, PROT_READ);
   t.sim.mprotect(1, t.a + PAGE_SIZE, PAGE_SIZE, RW);
   assert.equal(pmd(t.sim, 1, t.a), undefined);
-  assert.equal(t.sim.state.procs[1].mm.vmas.length, 1, 'VMAs merged again');
+  assert.equal(t.sim.state.procs.get(1).mm.vmas.length, 1, 'VMAs merged again');
   return t;
 }
 
@@ -145,11 +145,11 @@ test('MADV_COLLAPSE of a PTE-mapped THP creates a new exclusive PMD-mapped THP w
   assert.equal(leaf?.t, 'thp');
   assert.equal(leaf?.write, true);
   assert.notEqual(leaf?.folio, id);
-  const n = sim.state.folios[leaf!.folio];
+  const n = sim.state.folios.get(leaf!.folio);
   assert.equal(n.nr, HPAGE_PMD_NR);
   assert.equal(n.exclusive[0], true);
   assert.equal(n.entireMapcount, 1);
-  assert.equal(sim.state.folios[id], undefined, 'the old THP is freed');
+  assert.equal(sim.state.folios.get(id), undefined, 'the old THP is freed');
   assert.deepEqual(sim.read(1, a, PMD_SIZE), [
     [1, 1],
     [5, 1],
@@ -178,5 +178,5 @@ test('MADV_COLLAPSE of small pages and holes (no MADV_HUGEPAGE needed) builds a 
     [9, 1],
     [0, HPAGE_PMD_NR - 3],
   ]);
-  assert.equal(Object.keys(sim.state.folios).length, 1);
+  assert.equal(sim.state.folios.size, 1);
 });
