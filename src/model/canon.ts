@@ -16,9 +16,19 @@
  * through generation-stamped scratch arrays instead of Maps, no strings.
  */
 import { PAGE_SIZE } from './constants.ts';
-import type { File, Folio, Mm, State } from './types.ts';
+import type { File, Folio, Mm, Pte, State } from './types.ts';
 
 /** The keys of a table in ascending order (page tables and page caches fill in any order). */
+/** Are the table's keys already in ascending order (the usual case: faults come in address order)? */
+function ascending(t: Map<number, unknown>): boolean {
+  let prev = Number.NEGATIVE_INFINITY;
+  for (const k of t.keys()) {
+    if (k < prev) return false;
+    prev = k;
+  }
+  return true;
+}
+
 function keysAsc(t: Map<number, unknown>): number[] {
   const a: number[] = [];
   let prev = Number.NEGATIVE_INFINITY;
@@ -70,8 +80,14 @@ function wide(x: number): void {
     w(-1);
     return;
   }
-  w((x % 4294967296) | 0);
-  w(Math.floor(x / 4294967296) | 0);
+  if (x >= 0 && x < 2147483648) {
+    w(x);
+    w(0);
+    return;
+  }
+  const hi = Math.floor(x / 4294967296);
+  w((x - hi * 4294967296) | 0);
+  w(hi | 0);
 }
 
 /** Runs of equal values in an array (per-unit mapcount, PG_anon_exclusive, content tokens). */
@@ -197,6 +213,20 @@ function folioBody(f: Folio): void {
   fileRef(f.file);
 }
 
+function pteWords(key: number, p: Pte): void {
+  w(key);
+  if (p.t === 'page') {
+    w(1 | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
+    w(p.off);
+    folioRef(p.folio);
+  } else if (p.t === 'zero') {
+    w(2 | (+p.softDirty << 5));
+  } else {
+    w(3 | (+p.exclusive << 3) | (+p.softDirty << 5));
+    slotRef(p.slot);
+  }
+}
+
 function mmBody(mm: Mm): void {
   w(+mm.hasPinned);
   w(mm.lockedVm);
@@ -215,34 +245,26 @@ function mmBody(mm: Mm): void {
   }
   w(-1);
   // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP)
-  for (const key of keysAsc(mm.pte)) {
-    const p = mm.pte.get(key);
-    w(key);
-    if (p.t === 'page') {
-      w(1 | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-      w(p.off);
+  if (mm.pte.size) {
+    if (ascending(mm.pte)) for (const [key, p] of mm.pte) pteWords(key, p);
+    else for (const key of keysAsc(mm.pte)) pteWords(key, mm.pte.get(key));
+  }
+  w(-1);
+  if (mm.pmd.size)
+    for (const key of keysAsc(mm.pmd)) {
+      const p = mm.pmd.get(key);
+      w(key);
+      w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
       folioRef(p.folio);
-    } else if (p.t === 'zero') {
-      w(2 | (+p.softDirty << 5));
-    } else {
-      w(3 | (+p.exclusive << 3) | (+p.softDirty << 5));
-      slotRef(p.slot);
     }
-  }
   w(-1);
-  for (const key of keysAsc(mm.pmd)) {
-    const p = mm.pmd.get(key);
-    w(key);
-    w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-    folioRef(p.folio);
-  }
-  w(-1);
-  for (const key of keysAsc(mm.huge)) {
-    const p = mm.huge.get(key);
-    w(key);
-    w(+p.write | (+p.dirty << 1));
-    folioRef(p.folio);
-  }
+  if (mm.huge.size)
+    for (const key of keysAsc(mm.huge)) {
+      const p = mm.huge.get(key);
+      w(key);
+      w(+p.write | (+p.dirty << 1));
+      folioRef(p.folio);
+    }
   w(-1);
 }
 
