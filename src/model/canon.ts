@@ -57,6 +57,9 @@ let procGen = new Int32Array(256);
 let procNum = new Int32Array(256);
 let folios = 0;
 let slots = 0;
+/** folios and slots written that exist in the state (a broken state may refer to freed ones) */
+let foliosSeen = 0;
+let slotsSeen = 0;
 let files = 0;
 let st: State;
 
@@ -129,6 +132,7 @@ function slotRef(slot: number): void {
     w(-2); // a reference to a freed slot: only a broken state has one
     return;
   }
+  slotsSeen++;
   w(sw.count);
   w(sw.data);
 }
@@ -194,6 +198,7 @@ function folioRef(id: number): void {
     w(-2);
     return;
   }
+  foliosSeen++;
   folioBody(f);
 }
 
@@ -227,6 +232,8 @@ function pteWords(key: number, p: Pte): void {
   }
 }
 
+const pteWordsOf = (p: Pte, key: number) => pteWords(key, p);
+
 function mmBody(mm: Mm): void {
   w(+mm.hasPinned);
   w(mm.lockedVm);
@@ -246,7 +253,7 @@ function mmBody(mm: Mm): void {
   w(-1);
   // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP)
   if (mm.pte.size) {
-    if (ascending(mm.pte)) for (const [key, p] of mm.pte) pteWords(key, p);
+    if (ascending(mm.pte)) mm.pte.forEach(pteWordsOf);
     else for (const key of keysAsc(mm.pte)) pteWords(key, mm.pte.get(key));
   }
   w(-1);
@@ -272,7 +279,7 @@ function mmBody(mm: Mm): void {
 function encode(s: State): number {
   st = s;
   n = 0;
-  folios = slots = files = 0;
+  folios = slots = files = foliosSeen = slotsSeen = 0;
   gen++;
   if (gen === 0x7fffffff) {
     gen = 1;
@@ -336,9 +343,10 @@ function encode(s: State): number {
   }
   w(-1);
   // what nothing references (only a leak would leave such a folio or slot)
-  for (const key of s.folios.keys()) if (folioGen[key] !== gen) folioRef(key);
+  // (a folio nothing refers to: only a leak leaves one; usually every folio is named by now)
+  if (foliosSeen !== s.folios.size) for (const key of s.folios.keys()) if (folioGen[key] !== gen) folioRef(key);
   w(-1);
-  for (const key of s.swap.keys()) if (key >= slotGen.length || slotGen[key] !== gen) slotRef(key);
+  if (slotsSeen !== s.swap.size) for (const key of s.swap.keys()) if (key >= slotGen.length || slotGen[key] !== gen) slotRef(key);
   w(-1);
   w(s.swapcache.size);
   return n;

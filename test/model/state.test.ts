@@ -148,3 +148,16 @@ test('addresses stay below TASK_SIZE, so page-table keys stay array indices', ()
   assert.equal(sim.mremap(1, a, PAGE_SIZE, TASK_SIZE - PAGE_SIZE + PAGE_SIZE), -EINVAL);
   assert.equal(sim.mmap(1, { len: TASK_SIZE, prot: 3, flags: 0x22 }), -ENOMEM);
 });
+
+test('a folio or swap slot nothing refers to still counts in the canonical form (only a leak leaves one)', () => {
+  const { sim } = build();
+  const h = hashState(sim.state);
+  const leakFolio = cloneState(sim.state);
+  const any = [...leakFolio.folios.values()].find((f) => f.nr === 1)!;
+  leakFolio.folios.set(9999, { ...any, id: 9999, mapcount: [0], exclusive: [false], data: [42], refcount: 1 });
+  assert.notEqual(hashState(leakFolio), h);
+  const leakSlot = cloneState(sim.state);
+  leakSlot.swap.set(9999, { count: 0, data: 42 });
+  assert.notEqual(hashState(leakSlot), h);
+  assert.notEqual(hashState(leakSlot), hashState(leakFolio));
+});
