@@ -48,6 +48,7 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
+import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
 import { type Folio, type Mm, newTable, type Proc, sortedKeys, type Table, type Vma } from './types.ts';
 
@@ -518,17 +519,7 @@ export function fork(k: Ctx, parent: Proc): number {
     status: -1,
     memlockLimit: parent.memlockLimit,
     capIpcLock: parent.capIpcLock,
-    mm: {
-      vmas: [],
-      pte: newTable(),
-      pmd: newTable(),
-      huge: newTable(),
-      hasPinned: false,
-      lockedVm: 0,
-      pinnedVm: 0,
-      hugeZeroRef: false,
-      mmapBase: parent.mm.mmapBase,
-    },
+    mm: { ...emptyMm(), mmapBase: parent.mm.mmapBase },
   };
   k.s.procs.set(pid, child);
   for (const v of parent.mm.vmas) {

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../src/cli/main.ts';
 import { HostBackend, observationOf, PfnLabels } from '../../src/host/backend.ts';
 import { Bijection, comparePage, compareRuns, type DiffResult, hostDiff, loadFile, scenarioFiles } from '../../src/host/diff.ts';
 import { machineFromFacts, planForHost } from '../../src/host/machine.ts';
@@ -20,6 +19,7 @@ import { profileOrThrow } from '../../src/scenario/load.ts';
 import { ModelBackend } from '../../src/scenario/model-backend.ts';
 import { parseScenario } from '../../src/scenario/parser.ts';
 import { runScenario } from '../../src/scenario/runner.ts';
+import { cli } from '../cli/helpers.ts';
 import { unavailable } from './helpers.ts';
 
 const DIR = fileURLToPath(new URL('../../differential', import.meta.url));
@@ -288,17 +288,6 @@ test('the differential suite: model latest agrees with this kernel on every scen
 });
 
 // ---------------------------------------------------------------- CLI
-
-function cli(args: string[]) {
-  let out = '';
-  let err = '';
-  const code = main(
-    args,
-    (s) => (out += s),
-    (s) => (err += s),
-  );
-  return { code, out, err };
-}
 
 test('cowlab host: bad input is one line and exit 2, before anything runs', () => {
   const r = cli(['host', 'diff', 'no/such/file.cow']);
