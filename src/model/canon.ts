@@ -42,27 +42,6 @@ function keysAsc(t: Map<number, unknown>): number[] {
   return a;
 }
 
-/** Growable output buffer and the renumbering scratch, reused across calls. */
-let buf = new Int32Array(1024);
-let n = 0;
-let gen = 0;
-/** per raw id: the generation that named it, and its canonical number */
-let folioGen = new Int32Array(1024);
-let folioNum = new Int32Array(1024);
-let slotGen = new Int32Array(256);
-let slotNum = new Int32Array(256);
-let fileGen = new Int32Array(256);
-let fileNum = new Int32Array(256);
-let procGen = new Int32Array(256);
-let procNum = new Int32Array(256);
-let folios = 0;
-let slots = 0;
-/** folios and slots written that exist in the state (a broken state may refer to freed ones) */
-let foliosSeen = 0;
-let slotsSeen = 0;
-let files = 0;
-let st: State;
-
 function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   let len = a.length;
   while (len <= need) len *= 2;
@@ -71,295 +50,322 @@ function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer>
   return b;
 }
 
-function w(x: number): void {
-  if (n === buf.length) buf = grow(buf, n);
-  buf[n++] = x;
-}
-
-/** A value that may not fit 32 bits (byte counts, limits): two words; Infinity is (-1, -1). */
-function wide(x: number): void {
-  if (x === Number.POSITIVE_INFINITY) {
-    w(-1);
-    w(-1);
-    return;
-  }
-  if (x >= 0 && x < 2147483648) {
-    w(x);
-    w(0);
-    return;
-  }
-  const hi = Math.floor(x / 4294967296);
-  w((x - hi * 4294967296) | 0);
-  w(hi | 0);
-}
-
-/** Runs of equal values in an array (per-unit mapcount, PG_anon_exclusive, content tokens). */
-function runs(a: ArrayLike<number | boolean>): void {
-  let i = 0;
-  while (i < a.length) {
-    const v = a[i];
-    let j = i + 1;
-    while (j < a.length && a[j] === v) j++;
-    w(+v);
-    w(j - i);
-    i = j;
-  }
-  w(-1);
-}
-
-function procRef(pid: number): void {
-  w(pid >= 0 && pid < procGen.length && procGen[pid] === gen ? procNum[pid] : -1);
-}
-
-function slotRef(slot: number): void {
-  if (slot < 0) {
-    w(-1);
-    return;
-  }
-  if (slot >= slotGen.length) {
-    slotGen = grow(slotGen, slot);
-    slotNum = grow(slotNum, slot);
-  }
-  if (slotGen[slot] === gen) {
-    w(slotNum[slot]);
-    return;
-  }
-  slotGen[slot] = gen;
-  slotNum[slot] = slots;
-  w(slots++);
-  const sw = st.swap.get(slot);
-  if (!sw) {
-    w(-2); // a reference to a freed slot: only a broken state has one
-    return;
-  }
-  slotsSeen++;
-  w(sw.count);
-  w(sw.data);
-}
-
-function fileRef(id: number): void {
-  if (id < 0) {
-    w(-1);
-    return;
-  }
-  if (id >= fileGen.length) {
-    fileGen = grow(fileGen, id);
-    fileNum = grow(fileNum, id);
-  }
-  if (fileGen[id] === gen) {
-    w(fileNum[id]);
-    return;
-  }
-  fileGen[id] = gen;
-  fileNum[id] = files;
-  w(files++);
-  const f = st.files.get(id);
-  if (!f) {
-    w(-2);
-    return;
-  }
-  fileBody(f);
-}
-
-function fileBody(f: File): void {
-  w(f.kind === 'shmem' ? 0 : f.kind === 'disk' ? 1 : 2);
-  wide(f.hugetlb);
-  wide(f.size);
-  for (const key of keysAsc(f.cache)) {
-    w(key);
-    folioRef(f.cache.get(key));
-  }
-  w(-1);
-  for (const [token, pages] of f.disk) {
-    w(token);
-    w(pages);
-  }
-  w(-1);
-}
-
-function folioRef(id: number): void {
-  if (id < 0) {
-    w(id - 1); // ZERO_FOLIO / HUGE_ZERO_FOLIO as -2 / -3, apart from "first reference" numbers
-    return;
-  }
-  if (id >= folioGen.length) {
-    folioGen = grow(folioGen, id);
-    folioNum = grow(folioNum, id);
-  }
-  if (folioGen[id] === gen) {
-    w(folioNum[id]);
-    return;
-  }
-  folioGen[id] = gen;
-  folioNum[id] = folios;
-  w(folios++);
-  const f = st.folios.get(id);
-  if (!f) {
-    w(-2);
-    return;
-  }
-  foliosSeen++;
-  folioBody(f);
-}
-
-function folioBody(f: Folio): void {
-  w(f.kind === 'anon' ? 0 : 1);
-  wide(f.hugetlb);
-  w(f.nr);
-  w(f.refcount);
-  w(f.pincount);
-  w(f.entireMapcount);
-  w(f.index);
-  runs(f.mapcount);
-  runs(f.exclusive);
-  runs(f.data);
-  w(f.swapSlot >= 0 && st.swapcache.get(f.swapSlot) === f.id ? 1 : 0);
-  slotRef(f.swapSlot);
-  fileRef(f.file);
-}
-
-function pteWords(key: number, p: Pte): void {
-  w(key);
-  if (p.t === 'page') {
-    w(1 | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-    w(p.off);
-    folioRef(p.folio);
-  } else if (p.t === 'zero') {
-    w(2 | (+p.softDirty << 5));
-  } else {
-    w(3 | (+p.exclusive << 3) | (+p.softDirty << 5));
-    slotRef(p.slot);
-  }
-}
-
-const pteWordsOf = (p: Pte, key: number) => pteWords(key, p);
-
-function mmBody(mm: Mm): void {
-  w(+mm.hasPinned);
-  w(mm.lockedVm);
-  w(mm.pinnedVm);
-  w(+mm.hugeZeroRef);
-  w(mm.mmapBase / PAGE_SIZE);
-  for (const v of mm.vmas) {
-    w(v.start / PAGE_SIZE);
-    w(v.end / PAGE_SIZE);
-    w(v.flags);
-    w(v.pgoff / PAGE_SIZE);
-    w(+v.anonVma);
-    wide(v.hugetlb);
-    w(v.resv);
-    fileRef(v.file);
-  }
-  w(-1);
-  // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP)
-  if (mm.pte.size) {
-    if (ascending(mm.pte)) mm.pte.forEach(pteWordsOf);
-    else for (const key of keysAsc(mm.pte)) pteWords(key, mm.pte.get(key));
-  }
-  w(-1);
-  if (mm.pmd.size)
-    for (const key of keysAsc(mm.pmd)) {
-      const p = mm.pmd.get(key);
-      w(key);
-      w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-      folioRef(p.folio);
-    }
-  w(-1);
-  if (mm.huge.size)
-    for (const key of keysAsc(mm.huge)) {
-      const p = mm.huge.get(key);
-      w(key);
-      w(+p.write | (+p.dirty << 1));
-      folioRef(p.folio);
-    }
-  w(-1);
-}
-
-/** Writes the canonical words of `s` into the shared buffer; returns their count. */
-function encode(s: State): number {
-  st = s;
+/** The encoder: output buffer and renumbering scratch, reused across calls. A class with fields
+ *  rather than module variables: V8 reaches monomorphic fields faster than module-level lets. */
+class Encoder {
+  buf = new Int32Array(1024);
   n = 0;
-  folios = slots = files = foliosSeen = slotsSeen = 0;
-  gen++;
-  if (gen === 0x7fffffff) {
-    gen = 1;
-    folioGen.fill(0);
-    slotGen.fill(0);
-    fileGen.fill(0);
-    procGen.fill(0);
+  gen = 0;
+  /** per raw id: the generation that named it, and its canonical number */
+  folioGen = new Int32Array(1024);
+  folioNum = new Int32Array(1024);
+  slotGen = new Int32Array(256);
+  slotNum = new Int32Array(256);
+  fileGen = new Int32Array(256);
+  fileNum = new Int32Array(256);
+  procGen = new Int32Array(256);
+  procNum = new Int32Array(256);
+  folios = 0;
+  slots = 0;
+  /** folios and slots written that exist in the state (a broken state may refer to freed ones) */
+  foliosSeen = 0;
+  slotsSeen = 0;
+  files = 0;
+  st!: State;
+  readonly pteWordsOf = (p: Pte, key: number) => this.pteWords(key, p);
+
+  w(x: number): void {
+    if (this.n === this.buf.length) this.buf = grow(this.buf, this.n);
+    this.buf[this.n++] = x;
   }
-  for (const h of s.hugetlb) {
-    wide(h.size);
-    w(h.nr);
-    w(h.free);
-    w(h.resv);
-  }
-  w(s.zeroPageRefs);
-  w(s.hugeZeroRefs);
-  w(s.hugeZeroPins);
-  w(s.userLockedVm);
-  // processes are named by creation order (pids ascend with creation, tables keep insertion order)
-  let rank = 0;
-  for (const pid of s.procs.keys()) {
-    if (pid >= procGen.length) {
-      procGen = grow(procGen, pid);
-      procNum = grow(procNum, pid);
+
+  /** A value that may not fit 32 bits (byte counts, limits): two words; Infinity is (-1, -1). */
+  wide(x: number): void {
+    if (x === Number.POSITIVE_INFINITY) {
+      this.w(-1);
+      this.w(-1);
+      return;
     }
-    procGen[pid] = gen;
-    procNum[pid] = rank++;
-  }
-  for (const p of s.procs.values()) {
-    procRef(p.parent);
-    w(+p.alive | (+p.capIpcLock << 1));
-    w(p.status);
-    wide(p.memlockLimit);
-    mmBody(p.mm);
-  }
-  w(-1);
-  for (const key of s.files.keys()) fileRef(key);
-  w(-1);
-  for (const pipe of s.pipes.values()) {
-    for (const b of pipe.bufs) {
-      w(b.first);
-      w(b.n);
-      folioRef(b.folio);
+    if (x >= 0 && x < 2147483648) {
+      this.w(x);
+      this.w(0);
+      return;
     }
-    w(-1);
+    const hi = Math.floor(x / 4294967296);
+    this.w((x - hi * 4294967296) | 0);
+    this.w(hi | 0);
   }
-  w(-1);
-  for (const ps of s.pins.values()) {
-    w(ps.user === 'gup_test' ? 0 : ps.user === 'io_uring' ? 1 : ps.user === 'vfio' ? 2 : 3);
-    procRef(ps.owner);
-    w(ps.flags);
-    w(ps.accountedPinned);
-    w(ps.accountedLocked);
-    w(ps.accountedUser);
-    for (const r of ps.runs) {
-      w(r.first);
-      w(r.n);
-      folioRef(r.folio);
+
+  /** Runs of equal values in an array (per-unit mapcount, PG_anon_exclusive, content tokens). */
+  runs(a: ArrayLike<number | boolean>): void {
+    let i = 0;
+    while (i < a.length) {
+      const v = a[i];
+      let j = i + 1;
+      while (j < a.length && a[j] === v) j++;
+      this.w(+v);
+      this.w(j - i);
+      i = j;
     }
-    w(-1);
+    this.w(-1);
   }
-  w(-1);
-  // what nothing references (only a leak would leave such a folio or slot)
-  // (a folio nothing refers to: only a leak leaves one; usually every folio is named by now)
-  if (foliosSeen !== s.folios.size) for (const key of s.folios.keys()) if (folioGen[key] !== gen) folioRef(key);
-  w(-1);
-  if (slotsSeen !== s.swap.size) for (const key of s.swap.keys()) if (key >= slotGen.length || slotGen[key] !== gen) slotRef(key);
-  w(-1);
-  w(s.swapcache.size);
-  return n;
+
+  procRef(pid: number): void {
+    this.w(pid >= 0 && pid < this.procGen.length && this.procGen[pid] === this.gen ? this.procNum[pid] : -1);
+  }
+
+  slotRef(slot: number): void {
+    if (slot < 0) {
+      this.w(-1);
+      return;
+    }
+    if (slot >= this.slotGen.length) {
+      this.slotGen = grow(this.slotGen, slot);
+      this.slotNum = grow(this.slotNum, slot);
+    }
+    if (this.slotGen[slot] === this.gen) {
+      this.w(this.slotNum[slot]);
+      return;
+    }
+    this.slotGen[slot] = this.gen;
+    this.slotNum[slot] = this.slots;
+    this.w(this.slots++);
+    const sw = this.st.swap.get(slot);
+    if (!sw) {
+      this.w(-2); // a reference to a freed slot: only a broken state has one
+      return;
+    }
+    this.slotsSeen++;
+    this.w(sw.count);
+    this.w(sw.data);
+  }
+
+  fileRef(id: number): void {
+    if (id < 0) {
+      this.w(-1);
+      return;
+    }
+    if (id >= this.fileGen.length) {
+      this.fileGen = grow(this.fileGen, id);
+      this.fileNum = grow(this.fileNum, id);
+    }
+    if (this.fileGen[id] === this.gen) {
+      this.w(this.fileNum[id]);
+      return;
+    }
+    this.fileGen[id] = this.gen;
+    this.fileNum[id] = this.files;
+    this.w(this.files++);
+    const f = this.st.files.get(id);
+    if (!f) {
+      this.w(-2);
+      return;
+    }
+    this.fileBody(f);
+  }
+
+  fileBody(f: File): void {
+    this.w(f.kind === 'shmem' ? 0 : f.kind === 'disk' ? 1 : 2);
+    this.wide(f.hugetlb);
+    this.wide(f.size);
+    for (const key of keysAsc(f.cache)) {
+      this.w(key);
+      this.folioRef(f.cache.get(key));
+    }
+    this.w(-1);
+    for (const [token, pages] of f.disk) {
+      this.w(token);
+      this.w(pages);
+    }
+    this.w(-1);
+  }
+
+  folioRef(id: number): void {
+    if (id < 0) {
+      this.w(id - 1); // ZERO_FOLIO / HUGE_ZERO_FOLIO as -2 / -3, apart from "first reference" numbers
+      return;
+    }
+    if (id >= this.folioGen.length) {
+      this.folioGen = grow(this.folioGen, id);
+      this.folioNum = grow(this.folioNum, id);
+    }
+    if (this.folioGen[id] === this.gen) {
+      this.w(this.folioNum[id]);
+      return;
+    }
+    this.folioGen[id] = this.gen;
+    this.folioNum[id] = this.folios;
+    this.w(this.folios++);
+    const f = this.st.folios.get(id);
+    if (!f) {
+      this.w(-2);
+      return;
+    }
+    this.foliosSeen++;
+    this.folioBody(f);
+  }
+
+  folioBody(f: Folio): void {
+    this.w(f.kind === 'anon' ? 0 : 1);
+    this.wide(f.hugetlb);
+    this.w(f.nr);
+    this.w(f.refcount);
+    this.w(f.pincount);
+    this.w(f.entireMapcount);
+    this.w(f.index);
+    this.runs(f.mapcount);
+    this.runs(f.exclusive);
+    this.runs(f.data);
+    this.w(f.swapSlot >= 0 && this.st.swapcache.get(f.swapSlot) === f.id ? 1 : 0);
+    this.slotRef(f.swapSlot);
+    this.fileRef(f.file);
+  }
+
+  pteWords(key: number, p: Pte): void {
+    this.w(key);
+    if (p.t === 'page') {
+      this.w(1 | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
+      this.w(p.off);
+      this.folioRef(p.folio);
+    } else if (p.t === 'zero') {
+      this.w(2 | (+p.softDirty << 5));
+    } else {
+      this.w(3 | (+p.exclusive << 3) | (+p.softDirty << 5));
+      this.slotRef(p.slot);
+    }
+  }
+
+  mmBody(mm: Mm): void {
+    this.w(+mm.hasPinned);
+    this.w(mm.lockedVm);
+    this.w(mm.pinnedVm);
+    this.w(+mm.hugeZeroRef);
+    this.w(mm.mmapBase / PAGE_SIZE);
+    for (const v of mm.vmas) {
+      this.w(v.start / PAGE_SIZE);
+      this.w(v.end / PAGE_SIZE);
+      this.w(v.flags);
+      this.w(v.pgoff / PAGE_SIZE);
+      this.w(+v.anonVma);
+      this.wide(v.hugetlb);
+      this.w(v.resv);
+      this.fileRef(v.file);
+    }
+    this.w(-1);
+    // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP)
+    if (mm.pte.size) {
+      if (ascending(mm.pte)) mm.pte.forEach(this.pteWordsOf);
+      else for (const key of keysAsc(mm.pte)) this.pteWords(key, mm.pte.get(key));
+    }
+    this.w(-1);
+    if (mm.pmd.size)
+      for (const key of keysAsc(mm.pmd)) {
+        const p = mm.pmd.get(key);
+        this.w(key);
+        this.w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
+        this.folioRef(p.folio);
+      }
+    this.w(-1);
+    if (mm.huge.size)
+      for (const key of keysAsc(mm.huge)) {
+        const p = mm.huge.get(key);
+        this.w(key);
+        this.w(+p.write | (+p.dirty << 1));
+        this.folioRef(p.folio);
+      }
+    this.w(-1);
+  }
+
+  /** Writes the canonical words of `s` into the shared buffer; returns their count. */
+  encode(s: State): number {
+    this.st = s;
+    this.n = 0;
+    this.folios = this.slots = this.files = this.foliosSeen = this.slotsSeen = 0;
+    this.gen++;
+    if (this.gen === 0x7fffffff) {
+      this.gen = 1;
+      this.folioGen.fill(0);
+      this.slotGen.fill(0);
+      this.fileGen.fill(0);
+      this.procGen.fill(0);
+    }
+    for (const h of s.hugetlb) {
+      this.wide(h.size);
+      this.w(h.nr);
+      this.w(h.free);
+      this.w(h.resv);
+    }
+    this.w(s.zeroPageRefs);
+    this.w(s.hugeZeroRefs);
+    this.w(s.hugeZeroPins);
+    this.w(s.userLockedVm);
+    // processes are named by creation order (pids ascend with creation, tables keep insertion order)
+    let rank = 0;
+    for (const pid of s.procs.keys()) {
+      if (pid >= this.procGen.length) {
+        this.procGen = grow(this.procGen, pid);
+        this.procNum = grow(this.procNum, pid);
+      }
+      this.procGen[pid] = this.gen;
+      this.procNum[pid] = rank++;
+    }
+    for (const p of s.procs.values()) {
+      this.procRef(p.parent);
+      this.w(+p.alive | (+p.capIpcLock << 1));
+      this.w(p.status);
+      this.wide(p.memlockLimit);
+      this.mmBody(p.mm);
+    }
+    this.w(-1);
+    for (const key of s.files.keys()) this.fileRef(key);
+    this.w(-1);
+    for (const pipe of s.pipes.values()) {
+      for (const b of pipe.bufs) {
+        this.w(b.first);
+        this.w(b.n);
+        this.folioRef(b.folio);
+      }
+      this.w(-1);
+    }
+    this.w(-1);
+    for (const ps of s.pins.values()) {
+      this.w(ps.user === 'gup_test' ? 0 : ps.user === 'io_uring' ? 1 : ps.user === 'vfio' ? 2 : 3);
+      this.procRef(ps.owner);
+      this.w(ps.flags);
+      this.w(ps.accountedPinned);
+      this.w(ps.accountedLocked);
+      this.w(ps.accountedUser);
+      for (const r of ps.runs) {
+        this.w(r.first);
+        this.w(r.n);
+        this.folioRef(r.folio);
+      }
+      this.w(-1);
+    }
+    this.w(-1);
+    // what nothing references (only a leak would leave such a folio or slot)
+    // (a folio nothing refers to: only a leak leaves one; usually every folio is named by now)
+    if (this.foliosSeen !== s.folios.size) for (const key of s.folios.keys()) if (this.folioGen[key] !== this.gen) this.folioRef(key);
+    this.w(-1);
+    if (this.slotsSeen !== s.swap.size)
+      for (const key of s.swap.keys()) if (key >= this.slotGen.length || this.slotGen[key] !== this.gen) this.slotRef(key);
+    this.w(-1);
+    this.w(s.swapcache.size);
+    return this.n;
+  }
 }
+
+const E = new Encoder();
 
 /** The canonical words of a state (a fresh copy). Equal arrays iff equal up to renaming. */
 export function encodeState(s: State): Int32Array {
-  return buf.slice(0, encode(s));
+  return E.buf.slice(0, E.encode(s));
 }
 
 /** 64-bit fingerprint of the canonical form, as two unsigned 32-bit halves [hi, lo]. */
 export function fingerprint(s: State): [number, number] {
-  const len = encode(s);
+  const len = E.encode(s);
+  const buf = E.buf;
   let a = 0x811c9dc5 ^ len;
   let b = 0x9e3779b9;
   for (let i = 0; i < len; i++) {

@@ -323,7 +323,7 @@ function wpCanReuseAnon(k: Ctx, mm: Mm, pte: PagePte): boolean {
   let reuse: boolean;
   if (!k.sw['wp-reuse-refcount']) reuse = reuseSwapPage(k, f);
   else if (!k.sw['no-reuse-swap-page']) reuse = f.refcount === 1;
-  else if (k.sw['pte-thp-reuse'] && f.nr > 1) reuse = largeFolioOwnedBy(k, mm, f);
+  else if (k.sw['pte-thp-reuse'] && f.nr > 1) reuse = largeFolioOwnedBy(mm, f);
   else {
     reuse = false;
     const swapRefs = f.swapSlot >= 0 ? 1 : 0;
@@ -356,7 +356,7 @@ export function reuseSwapPage(k: Ctx, f: Folio): boolean {
  * __wp_can_reuse_large_anon_folio() (6.15): every reference of the folio is a mapping (no GUP
  * reference, pin or swap cache), and all those mappings belong to this mm (the MM owner tracking).
  */
-function largeFolioOwnedBy(k: Ctx, mm: Mm, f: Folio): boolean {
+function largeFolioOwnedBy(mm: Mm, f: Folio): boolean {
   const maps = folioMapcount(f);
   if (f.refcount !== maps || f.swapSlot >= 0) return false;
   let own = 0;

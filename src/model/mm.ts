@@ -50,7 +50,7 @@ import {
 } from './kernel.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
-import { type Folio, type Mm, newTable, type Proc, sortedKeys, type Table, type Vma } from './types.ts';
+import { type Folio, type Mm, type Proc, sortedKeys, type Table, type Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
 
