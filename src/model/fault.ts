@@ -1,6 +1,7 @@
 /**
  * Page faults: handle_mm_fault and the handlers it dispatches to (mm/memory.c, mm/huge_memory.c,
- * mm/hugetlb.c), from v5.7 to 6.18 as the profile's switches say (baseline: v6.2). A fault returns 'ok' or the signal the access gets.
+ * mm/hugetlb.c), from v5.7 to 6.18 as the profile's switches say (baseline: v6.2). A fault
+ * returns 'ok' or the signal the access gets.
  */
 import {
   FAULT_FLAG_UNSHARE,
@@ -479,7 +480,8 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
 }
 
 /**
- * hugetlb_wp() (v6.2): reuse is decided by the **mapcount** (not the refcount): an anonymous page
+ * hugetlb_wp() (hugetlb_cow before 6.0; the same in every profile): reuse is decided by the
+ * **mapcount** (not the refcount): an anonymous page
  * mapped once is reused, so FOLL_GET references (vmsplice) can still see later writes. Otherwise
  * a new hugetlb page is allocated and the content copied; unshare maps it R/O.
  */

@@ -1,7 +1,8 @@
 /**
  * Swap: reclaim of anonymous folios to swap (MADV_PAGEOUT -> shrink_folio_list -> try_to_unmap)
- * and swap-in (do_swap_page, v6.2). Swap readahead is off (page-cluster 0) and the device is not
- * SWP_SYNCHRONOUS_IO, so every swap-in goes through the swap cache.
+ * and swap-in (do_swap_page, v5.7 to 6.18 by the profile's switches). Swap readahead is off
+ * (page-cluster 0) and the device is not SWP_SYNCHRONOUS_IO, so every swap-in goes through the swap
+ * cache. Reclaim never unmaps a maybe-pinned page, in every profile (docs/model.md).
  */
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
 import { type FaultResult, reuseSwapPage } from './fault.ts';
