@@ -480,9 +480,8 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
 }
 
 /**
- * hugetlb_wp() (hugetlb_cow before 6.0; the same in every profile): reuse is decided by the
- * **mapcount** (not the refcount): an anonymous page
- * mapped once is reused, so FOLL_GET references (vmsplice) can still see later writes. Otherwise
+ * hugetlb_wp() (hugetlb_cow in older kernels; the same rule in every profile): reuse is decided by
+ * the **mapcount** (not the refcount): an anonymous page mapped once is reused, so FOLL_GET references (vmsplice) can still see later writes. Otherwise
  * a new hugetlb page is allocated and the content copied; unshare maps it R/O.
  */
 function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultResult {
