@@ -74,9 +74,20 @@ class Encoder {
   st!: State;
   readonly pteWordsOf = (p: Pte, key: number) => this.pteWords(key, p);
 
+  /** Two 32-bit hash lanes over the words, and whether the words are also kept (encodeState). */
+  a = 0;
+  b = 0;
+  store = false;
+
   w(x: number): void {
-    if (this.n === this.buf.length) this.buf = grow(this.buf, this.n);
-    this.buf[this.n++] = x;
+    if (this.store) {
+      if (this.n === this.buf.length) this.buf = grow(this.buf, this.n);
+      this.buf[this.n] = x;
+    }
+    this.n++;
+    this.a = Math.imul(this.a ^ x, 0x01000193);
+    const b = Math.imul(this.b ^ x, 0x5bd1e995);
+    this.b = b ^ (b >>> 15);
   }
 
   /** A value that may not fit 32 bits (byte counts, limits): two words; Infinity is (-1, -1). */
@@ -277,9 +288,12 @@ class Encoder {
   }
 
   /** Writes the canonical words of `s` into the shared buffer; returns their count. */
-  encode(s: State): number {
+  encode(s: State, store: boolean): number {
     this.st = s;
     this.n = 0;
+    this.store = store;
+    this.a = 0x811c9dc5 | 0;
+    this.b = 0x9e3779b9 | 0;
     this.folios = this.slots = this.files = this.foliosSeen = this.slotsSeen = 0;
     this.gen++;
     if (this.gen === 0x7fffffff) {
@@ -359,21 +373,15 @@ const E = new Encoder();
 
 /** The canonical words of a state (a fresh copy). Equal arrays iff equal up to renaming. */
 export function encodeState(s: State): Int32Array {
-  return E.buf.slice(0, E.encode(s));
+  return E.buf.slice(0, E.encode(s, true));
 }
 
-/** 64-bit fingerprint of the canonical form, as two unsigned 32-bit halves [hi, lo]. */
+/** 64-bit fingerprint of the canonical form, as two unsigned 32-bit halves [hi, lo]: the words are
+ *  hashed as they are produced (two multiply-xorshift lanes), the length mixed in at the end. */
 export function fingerprint(s: State): [number, number] {
-  const len = E.encode(s);
-  const buf = E.buf;
-  let a = 0x811c9dc5 ^ len;
-  let b = 0x9e3779b9;
-  for (let i = 0; i < len; i++) {
-    const x = buf[i];
-    a = Math.imul(a ^ x, 0x01000193);
-    b = Math.imul(b ^ x, 0x5bd1e995);
-    b ^= b >>> 15;
-  }
+  const len = E.encode(s, false);
+  let a = E.a ^ len;
+  let b = E.b;
   a ^= a >>> 16;
   a = Math.imul(a, 0x85ebca6b);
   a ^= b;

@@ -24,7 +24,8 @@ export interface Table<V> extends Map<number, V> {
 }
 
 export function newTable<V>(entries?: Iterable<readonly [number, V]>): Table<V> {
-  return new Map(entries) as Table<V>;
+  // new Map(undefined) takes the slower iterable path of the constructor
+  return (entries ? new Map(entries) : new Map()) as Table<V>;
 }
 
 /** The keys of a table in ascending order. */
