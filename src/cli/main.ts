@@ -40,6 +40,9 @@ const BOOL_KEYS: Record<string, 'thp' | 'hugeZeroPage' | 'zeroPage' | 'swap' | '
   'soft-dirty': 'softDirty',
 };
 
+/** Every --machine key, for the messages that name them. */
+const MACHINE_KEYS = 'thp, thp-sizes, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty';
+
 /** --machine key=value,...: the machine cow.c detects (defaults: the seed mail's machine). */
 export function parseMachine(spec: string[]): Machine {
   let m: Machine = { ...SEED_MACHINE, hugetlb: SEED_MACHINE.hugetlb.map((h) => ({ ...h })) };
@@ -51,10 +54,7 @@ export function parseMachine(spec: string[]): Machine {
       continue;
     }
     const eq = item.indexOf('=');
-    if (eq < 0)
-      usage(
-        `--machine ${item}: expected key=value (keys: thp, thp-sizes, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`,
-      );
+    if (eq < 0) usage(`--machine ${item}: expected key=value (keys: ${MACHINE_KEYS})`);
     const key = item.slice(0, eq);
     const v = item.slice(eq + 1);
     if (Object.hasOwn(BOOL_KEYS, key)) {
@@ -86,9 +86,7 @@ export function parseMachine(spec: string[]): Machine {
         break;
       }
       default:
-        usage(
-          `--machine: unknown key '${key}' (valid: thp, thp-sizes, huge-zeropage, zeropage, hugetlb, swap, liburing, gup-test, soft-dirty)`,
-        );
+        usage(`--machine: unknown key '${key}' (valid: ${MACHINE_KEYS})`);
     }
   }
   return m;

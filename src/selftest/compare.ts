@@ -37,10 +37,17 @@ function flip(a: Switches, b: Switches, name: SwitchName): Switches {
 /** Invariant checks can be turned off for speed (the test suite runs them on every profile). */
 export interface CompareOptions {
   check?: boolean;
+  /** results already computed for a profile (same machine and edition), so that a table over many
+   *  profiles runs each one once and not again in every diff */
+  cache?: Map<Profile, TestResult[]>;
 }
 
 function results(p: Profile, machine: Machine, edition: Edition, opts: CompareOptions = {}): TestResult[] {
-  return runCow(p, machine, edition, { check: opts.check ?? true }).results;
+  const hit = opts.cache?.get(p);
+  if (hit) return hit;
+  const r = runCow(p, machine, edition, { check: opts.check ?? true }).results;
+  opts.cache?.set(p, r);
+  return r;
 }
 
 /** Pairs results of two runs of the same edition on the same machine: by number, then by case. */
@@ -59,7 +66,7 @@ export function diffProfiles(a: Profile, b: Profile, machine: Machine, edition: 
   const flipped = new Map<SwitchName, TestResult[]>();
   if (changed.length)
     for (const s of differing)
-      flipped.set(s, results({ ...a, name: `${a.name}~${s}`, switches: flip(a.switches, b.switches, s) }, machine, edition));
+      flipped.set(s, results({ ...a, name: `${a.name}~${s}`, switches: flip(a.switches, b.switches, s) }, machine, edition, opts));
   // what each flip really changes: turning a switch on brings the switches it requires
   const brings = new Map(differing.map((s) => [s, differing.filter((t) => flip(a.switches, b.switches, s)[t] !== a.switches[t])]));
   const changes = changed.map(([x, y]): CaseChange => {
@@ -90,7 +97,8 @@ const good = (o: Outcome) => o === 'pass' || o === 'xfail';
  * each profile and the first profile from which on it keeps passing.
  */
 export function bisectCase(query: string, profiles: readonly Profile[], machine: Machine, edition: Edition): BisectRow[] {
-  const runs = profiles.map((p) => results(p, machine, edition));
+  const opts: CompareOptions = { cache: new Map() };
+  const runs = profiles.map((p) => results(p, machine, edition, opts));
   const base = runs[runs.length - 1];
   const wanted = base.filter((r) => (/^\d+$/.test(query) ? r.num === Number(query) : r.run.includes(query)));
   const diffs = new Map<number, ProfileDiff>();
@@ -102,7 +110,7 @@ export function bisectCase(query: string, profiles: readonly Profile[], machine:
     if (firstPass > 0) {
       let d = diffs.get(firstPass);
       if (!d) {
-        d = diffProfiles(profiles[firstPass - 1], profiles[firstPass], machine, edition);
+        d = diffProfiles(profiles[firstPass - 1], profiles[firstPass], machine, edition, opts);
         diffs.set(firstPass, d);
       }
       switches = d.changes.find((c) => c.num === r.num && c.run === r.run)?.switches ?? d.differing;
@@ -116,8 +124,9 @@ export function bisectCase(query: string, profiles: readonly Profile[], machine:
  * profile, each change between neighbouring profiles labelled with the switch(es) responsible.
  */
 export function historyTable(profiles: readonly Profile[], machine: Machine, edition: Edition, opts: CompareOptions = {}): string {
-  const runs = profiles.map((p) => results(p, machine, edition, opts));
-  const diffs = profiles.slice(1).map((p, i) => diffProfiles(profiles[i], p, machine, edition, opts));
+  const cached: CompareOptions = { ...opts, cache: opts.cache ?? new Map() };
+  const runs = profiles.map((p) => results(p, machine, edition, cached));
+  const diffs = profiles.slice(1).map((p, i) => diffProfiles(profiles[i], p, machine, edition, cached));
   const names = Object.keys(SWITCHES) as SwitchName[];
   const out: string[] = [];
   out.push('## Profiles and their switches', '');
