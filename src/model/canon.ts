@@ -18,30 +18,6 @@
 import { PAGE_SIZE } from './constants.ts';
 import type { File, Folio, Mm, Pte, State } from './types.ts';
 
-/** The keys of a table in ascending order (page tables and page caches fill in any order). */
-/** Are the table's keys already in ascending order (the usual case: faults come in address order)? */
-function ascending(t: Map<number, unknown>): boolean {
-  let prev = Number.NEGATIVE_INFINITY;
-  for (const k of t.keys()) {
-    if (k < prev) return false;
-    prev = k;
-  }
-  return true;
-}
-
-function keysAsc(t: Map<number, unknown>): number[] {
-  const a: number[] = [];
-  let prev = Number.NEGATIVE_INFINITY;
-  let sorted = true;
-  for (const k of t.keys()) {
-    if (k < prev) sorted = false;
-    prev = k;
-    a.push(k);
-  }
-  if (!sorted) a.sort((x, y) => x - y);
-  return a;
-}
-
 function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   let len = a.length;
   while (len <= need) len *= 2;
@@ -72,7 +48,6 @@ class Encoder {
   slotsSeen = 0;
   files = 0;
   st!: State;
-  readonly pteWordsOf = (p: Pte, key: number) => this.pteWords(key, p);
 
   /** Two 32-bit hash lanes over the words, and whether the words are also kept (encodeState). */
   a = 0;
@@ -179,9 +154,11 @@ class Encoder {
     this.w(f.kind === 'shmem' ? 0 : f.kind === 'disk' ? 1 : 2);
     this.wide(f.hugetlb);
     this.wide(f.size);
-    for (const key of keysAsc(f.cache)) {
-      this.w(key);
-      this.folioRef(f.cache.get(key));
+    const ck = f.cache.rawKeys();
+    const cv = f.cache.rawValues();
+    for (let i = 0; i < ck.length; i++) {
+      this.w(ck[i]);
+      this.folioRef(cv[i]);
     }
     this.w(-1);
     for (const [token, pages] of f.disk) {
@@ -263,27 +240,28 @@ class Encoder {
       this.fileRef(v.file);
     }
     this.w(-1);
-    // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP)
-    if (mm.pte.size) {
-      if (ascending(mm.pte)) mm.pte.forEach(this.pteWordsOf);
-      else for (const key of keysAsc(mm.pte)) this.pteWords(key, mm.pte.get(key));
+    // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP; tables keep keys sorted)
+    const pk = mm.pte.rawKeys();
+    const pv = mm.pte.rawValues();
+    for (let i = 0; i < pk.length; i++) this.pteWords(pk[i], pv[i]);
+    this.w(-1);
+    const mk = mm.pmd.rawKeys();
+    const mv = mm.pmd.rawValues();
+    for (let i = 0; i < mk.length; i++) {
+      const p = mv[i];
+      this.w(mk[i]);
+      this.w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
+      this.folioRef(p.folio);
     }
     this.w(-1);
-    if (mm.pmd.size)
-      for (const key of keysAsc(mm.pmd)) {
-        const p = mm.pmd.get(key);
-        this.w(key);
-        this.w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-        this.folioRef(p.folio);
-      }
-    this.w(-1);
-    if (mm.huge.size)
-      for (const key of keysAsc(mm.huge)) {
-        const p = mm.huge.get(key);
-        this.w(key);
-        this.w(+p.write | (+p.dirty << 1));
-        this.folioRef(p.folio);
-      }
+    const hk = mm.huge.rawKeys();
+    const hv = mm.huge.rawValues();
+    for (let i = 0; i < hk.length; i++) {
+      const p = hv[i];
+      this.w(hk[i]);
+      this.w(+p.write | (+p.dirty << 1));
+      this.folioRef(p.folio);
+    }
     this.w(-1);
   }
 
@@ -313,9 +291,11 @@ class Encoder {
     this.w(s.hugeZeroRefs);
     this.w(s.hugeZeroPins);
     this.w(s.userLockedVm);
-    // processes are named by creation order (pids ascend with creation, tables keep insertion order)
+    // processes are named by creation order (pids ascend with creation; tables keep keys ascending)
     let rank = 0;
-    for (const pid of s.procs.keys()) {
+    const procKeys = s.procs.rawKeys();
+    const procs = s.procs.rawValues();
+    for (const pid of procKeys) {
       if (pid >= this.procGen.length) {
         this.procGen = grow(this.procGen, pid);
         this.procNum = grow(this.procNum, pid);
@@ -323,7 +303,7 @@ class Encoder {
       this.procGen[pid] = this.gen;
       this.procNum[pid] = rank++;
     }
-    for (const p of s.procs.values()) {
+    for (const p of procs) {
       this.procRef(p.parent);
       this.w(+p.alive | (+p.capIpcLock << 1));
       this.w(p.status);
@@ -331,9 +311,9 @@ class Encoder {
       this.mmBody(p.mm);
     }
     this.w(-1);
-    for (const key of s.files.keys()) this.fileRef(key);
+    for (const key of s.files.rawKeys()) this.fileRef(key);
     this.w(-1);
-    for (const pipe of s.pipes.values()) {
+    for (const pipe of s.pipes.rawValues()) {
       for (const b of pipe.bufs) {
         this.w(b.first);
         this.w(b.n);
@@ -342,7 +322,7 @@ class Encoder {
       this.w(-1);
     }
     this.w(-1);
-    for (const ps of s.pins.values()) {
+    for (const ps of s.pins.rawValues()) {
       this.w(ps.user === 'gup_test' ? 0 : ps.user === 'io_uring' ? 1 : ps.user === 'vfio' ? 2 : 3);
       this.procRef(ps.owner);
       this.w(ps.flags);
@@ -359,10 +339,10 @@ class Encoder {
     this.w(-1);
     // what nothing references (only a leak would leave such a folio or slot)
     // (a folio nothing refers to: only a leak leaves one; usually every folio is named by now)
-    if (this.foliosSeen !== s.folios.size) for (const key of s.folios.keys()) if (this.folioGen[key] !== this.gen) this.folioRef(key);
+    if (this.foliosSeen !== s.folios.size) for (const key of s.folios.rawKeys()) if (this.folioGen[key] !== this.gen) this.folioRef(key);
     this.w(-1);
     if (this.slotsSeen !== s.swap.size)
-      for (const key of s.swap.keys()) if (key >= this.slotGen.length || this.slotGen[key] !== this.gen) this.slotRef(key);
+      for (const key of s.swap.rawKeys()) if (key >= this.slotGen.length || this.slotGen[key] !== this.gen) this.slotRef(key);
     this.w(-1);
     this.w(s.swapcache.size);
     return this.n;

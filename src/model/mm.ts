@@ -66,26 +66,10 @@ function getUnmappedArea(mm: Mm, len: number, alignTo: number): number {
   return addr;
 }
 
-/**
- * The keys in [lo, hi) that have an entry in `table`, ascending. PMD tables pass step 512 (their
- * keys are PMD-aligned). A range with fewer keys than the table has entries is probed key by key;
- * a larger one (a 1 GiB hugetlb VMA) enumerates the table and sorts what falls inside.
- */
-export function keysIn(table: Table<unknown>, lo: number, hi: number, step = 1): number[] {
-  const out: number[] = [];
-  if ((hi - lo) / step <= table.size) {
-    for (let key = Math.ceil(lo / step) * step; key < hi; key += step) if (table.has(key)) out.push(key);
-    return out;
-  }
-  let sorted = true;
-  for (const key of table.keys()) {
-    if (key >= lo && key < hi) {
-      if (out.length && key < out[out.length - 1]) sorted = false;
-      out.push(key);
-    }
-  }
-  if (!sorted) out.sort((a, b) => a - b);
-  return out;
+/** The keys in [lo, hi) that have an entry in `table`, ascending. PMD tables pass step 512 (their
+ *  keys are PMD-aligned, so the step only documents that). */
+export function keysIn(table: Table<unknown>, lo: number, hi: number, _step = 1): number[] {
+  return table.keysIn(lo, hi);
 }
 
 function protFlags(prot: number): number {
@@ -253,9 +237,7 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
       if (leaf.t === 'thp') unmapEntire(k, leaf.folio);
     } else splitHugePmd(k, mm, pv);
   }
-  for (const vpn of keysIn(mm.pte, lo, hi)) {
-    const pte = mm.pte.get(vpn);
-    mm.pte.delete(vpn);
+  for (const pte of mm.pte.removeIn(lo, hi)) {
     if (pte.t === 'page') {
       unmapPte(k, pte.folio, pte.off);
       // free_swap_cache() from the TLB batch: an unmapped page nobody swaps in again leaves the cache
@@ -554,11 +536,11 @@ export function clearSoftDirty(k: Ctx, p: Proc): void {
   if (!k.m.softDirty) return;
   const mm = p.mm;
   for (const v of mm.vmas) v.flags &= ~VM_SOFTDIRTY;
-  for (const pte of mm.pte.values()) {
+  for (const pte of mm.pte.rawValues()) {
     if (pte.t === 'page') pte.write = false;
     pte.softDirty = false;
   }
-  for (const leaf of mm.pmd.values()) {
+  for (const leaf of mm.pmd.rawValues()) {
     leaf.write = false;
     leaf.softDirty = false;
   }

@@ -112,18 +112,15 @@ const cloneVma = (v: Vma): Vma => ({
   resv: v.resv,
 });
 
+const clonePmd = (l: PmdLeaf): PmdLeaf => ({ t: l.t, folio: l.folio, write: l.write, dirty: l.dirty, softDirty: l.softDirty });
+const cloneHuge = (l: HugeLeaf): HugeLeaf => ({ folio: l.folio, write: l.write, dirty: l.dirty });
+
 function cloneMm(mm: Mm): Mm {
-  const pte: Table<Pte> = newTable();
-  for (const [key, p] of mm.pte) pte.set(key, clonePte(p));
-  const pmd: Table<PmdLeaf> = newTable();
-  for (const [key, l] of mm.pmd) pmd.set(key, { t: l.t, folio: l.folio, write: l.write, dirty: l.dirty, softDirty: l.softDirty });
-  const huge: Table<HugeLeaf> = newTable();
-  for (const [key, l] of mm.huge) huge.set(key, { folio: l.folio, write: l.write, dirty: l.dirty });
   return {
     vmas: mm.vmas.map(cloneVma),
-    pte,
-    pmd,
-    huge,
+    pte: mm.pte.clone(clonePte),
+    pmd: mm.pmd.clone(clonePmd),
+    huge: mm.huge.clone(cloneHuge),
     hasPinned: mm.hasPinned,
     lockedVm: mm.lockedVm,
     pinnedVm: mm.pinnedVm,
@@ -147,7 +144,7 @@ const cloneFile = (f: File): File => ({
   kind: f.kind,
   hugetlb: f.hugetlb,
   size: f.size,
-  cache: newTable(f.cache),
+  cache: f.cache.cloneNumbers(),
   disk: f.disk.map((r) => [r[0], r[1]] as [number, number]),
 });
 
@@ -164,28 +161,19 @@ const clonePins = (p: PinSet): PinSet => ({
   accountedUser: p.accountedUser,
 });
 
+const clonePipe = (p: Pipe): Pipe => ({ id: p.id, bufs: p.bufs.map(cloneRun) });
+const cloneSwap = (x: SwapSlot): SwapSlot => ({ count: x.count, data: x.data });
+
 /** A deep copy sharing nothing with the original. */
 export function cloneState(s: State): State {
-  const folios: Table<Folio> = newTable();
-  for (const [key, f] of s.folios) folios.set(key, cloneFolio(f));
-  const procs: Table<Proc> = newTable();
-  for (const [key, p] of s.procs) procs.set(key, cloneProc(p));
-  const files: Table<File> = newTable();
-  for (const [key, f] of s.files) files.set(key, cloneFile(f));
-  const pipes: Table<Pipe> = newTable();
-  for (const [key, p] of s.pipes) pipes.set(key, { id: p.id, bufs: p.bufs.map(cloneRun) });
-  const pins: Table<PinSet> = newTable();
-  for (const [key, p] of s.pins) pins.set(key, clonePins(p));
-  const swap: Table<SwapSlot> = newTable();
-  for (const [key, x] of s.swap) swap.set(key, { count: x.count, data: x.data });
   return {
-    folios,
-    procs,
-    files,
-    pipes,
-    pins,
-    swap,
-    swapcache: newTable(s.swapcache),
+    folios: s.folios.clone(cloneFolio),
+    procs: s.procs.clone(cloneProc),
+    files: s.files.clone(cloneFile),
+    pipes: s.pipes.clone(clonePipe),
+    pins: s.pins.clone(clonePins),
+    swap: s.swap.clone(cloneSwap),
+    swapcache: s.swapcache.cloneNumbers(),
     hugetlb: s.hugetlb.map((h) => ({ size: h.size, nr: h.nr, free: h.free, resv: h.resv })),
     zeroPageRefs: s.zeroPageRefs,
     hugeZeroRefs: s.hugeZeroRefs,
@@ -206,7 +194,7 @@ export function hashState(s: State): string {
 }
 
 /** The raw form as a string, with the model's own ids (for golden files and debugging); a table is
- *  written as an object keyed by its keys in ascending order. */
+ *  written as an object keyed by its keys in ascending order (Table.toJSON). */
 export function canonicalJson(s: State): string {
-  return JSON.stringify(s, (_key, v) => (v instanceof Map ? Object.fromEntries(sortedKeys(v).map((k) => [k, v.get(k)])) : v));
+  return JSON.stringify(s);
 }

@@ -2,10 +2,9 @@
  * The model state: plain, cloneable data. Everything a rule reads or writes is here; there are
  * no hidden object graphs and no classes. Collections keyed by small integers (vpn, folio id, pid,
  * swap slot, ...) are Tables: Maps, which look up, delete and iterate far faster than integer-keyed
- * objects in V8's dictionary mode. A Map iterates in insertion order: ids from `nextId` and
- * `nextSlot` ascend, so folios, processes, files, pipes, pins and swap slots iterate by ascending
- * id; page tables and page caches do not, so the canonical form (canon.ts) and the rules whose
- * order shows sort their keys.
+ * objects in V8's dictionary mode. A Table (table.ts) keeps its keys in ascending order, so every
+ * walk (processes by pid, page tables by address) is in a canonical order, and a clone is a few
+ * array slices.
  *
  * Units: addresses and sizes are bytes; `vpn` is a virtual page number (address / 4096);
  * a folio's "page" index is in 4 KiB pages except for hugetlb folios, whose single "unit" is the
@@ -15,23 +14,17 @@
 /** A content token: every byte of a page (or hugetlb page) holds this value. */
 export type Token = number;
 
-/**
- * A table keyed by small integers. get() is typed like the index of an integer-keyed Record (a
- * caller that may miss checks for undefined, as with a Record). Create with newTable().
- */
-export interface Table<V> extends Map<number, V> {
-  get(key: number): V;
+export { Table } from './table.ts';
+
+import { Table } from './table.ts';
+
+export function newTable<V>(): Table<V> {
+  return new Table<V>();
 }
 
-export function newTable<V>(entries?: Iterable<readonly [number, V]>): Table<V> {
-  // new Map(undefined) takes the slower iterable path of the constructor
-  return (entries ? new Map(entries) : new Map()) as Table<V>;
-}
-
-/** The keys of a table in ascending order. */
-export function sortedKeys(t: Map<number, unknown>): number[] {
-  const keys = Array.from(t.keys());
-  return keys.length > 1 ? keys.sort((a, b) => a - b) : keys;
+/** The keys of a table in ascending order (a copy). */
+export function sortedKeys(t: Table<unknown>): number[] {
+  return t.keys();
 }
 
 /** Reserved folio ids for the two special pages (never freed, never in `folios`). */
