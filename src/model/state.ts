@@ -18,8 +18,6 @@ import {
   type Pte,
   type State,
   type SwapSlot,
-  sortedKeys,
-  type Table,
   type Vma,
 } from './types.ts';
 

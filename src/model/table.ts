@@ -15,10 +15,10 @@
 
 const EMPTY: never[] = Object.freeze([]) as unknown as never[];
 /** The value of a deleted key. NaN: a number, so an array of numbers stays an unboxed number
- *  array; tested with `v !== v`, which only NaN satisfies (no object or number value is NaN). */
+ *  array; tested with Number.isNaN, false for every object and every other number. */
 const HOLE: unknown = Number.NaN;
 
-const isHole = (v: unknown): boolean => v !== v;
+const isHole = (v: unknown): boolean => Number.isNaN(v);
 
 export class Table<V> {
   /** keys, ascending; never shared with another table except EMPTY */

@@ -112,7 +112,9 @@ test('Table: iterators walk a snapshot, so a walk may delete what it visits', ()
   assert.deepEqual(seen, [1, 2, 3]);
   assert.equal(t.size, 0);
   for (const k of [5, 4]) t.set(k, `v${k}`);
-  t.forEach((_v, k) => t.delete(k));
+  t.forEach((_v, k) => {
+    t.delete(k);
+  });
   assert.equal(t.size, 0);
 });
 
