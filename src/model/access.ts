@@ -64,7 +64,7 @@ export function access(k: Ctx, p: Proc, addr: number, token?: Token): Access {
       const pte = e.pte;
       if (!write) return { ok: true, token: pte.t === 'zero' ? 0 : tokenAt(k, pte.folio, pte.off) };
       if (pte.t === 'page' && pte.write) {
-        folio(k, pte.folio).data[pte.off] = token;
+        folio(k, pte.folio).setData(pte.off, token);
         pte.dirty = true;
         return { ok: true, token };
       }
@@ -72,14 +72,14 @@ export function access(k: Ctx, p: Proc, addr: number, token?: Token): Access {
       const off = Math.floor(addr / PAGE_SIZE) - e.vpn;
       if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, off) };
       if (e.leaf.write) {
-        folio(k, e.leaf.folio).data[off] = token;
+        folio(k, e.leaf.folio).setData(off, token);
         e.leaf.dirty = true;
         return { ok: true, token };
       }
     } else if (e.level === 'huge') {
       if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, 0) };
       if (e.leaf.write) {
-        folio(k, e.leaf.folio).data[0] = token;
+        folio(k, e.leaf.folio).setData(0, token);
         e.leaf.dirty = true;
         return { ok: true, token };
       }
@@ -117,8 +117,8 @@ function storeRestOfPmd(k: Ctx, p: Proc, v: Vma, a: number, end: number, token: 
   const e = lookup(p.mm, v, a - PAGE_SIZE);
   if (e.level !== 'pmd' || !e.leaf.write) return a;
   const stop = Math.min(end, (e.vpn + HPAGE_PMD_NR) * PAGE_SIZE);
-  const data = folio(k, e.leaf.folio).data;
-  for (let off = a / PAGE_SIZE - e.vpn; off < stop / PAGE_SIZE - e.vpn; off++) data[off] = token;
+  const f = folio(k, e.leaf.folio);
+  for (let off = a / PAGE_SIZE - e.vpn; off < stop / PAGE_SIZE - e.vpn; off++) f.setData(off, token);
   return Math.max(a, Math.ceil(stop / PAGE_SIZE) * PAGE_SIZE);
 }
 

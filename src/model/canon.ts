@@ -16,7 +16,8 @@
  * through generation-stamped scratch arrays instead of Maps, no strings.
  */
 import { PAGE_SIZE } from './constants.ts';
-import type { File, Folio, Mm, Pte, State } from './types.ts';
+import { FOLIO_HEADER } from './folio.ts';
+import type { File, Mm, Pte, State } from './types.ts';
 
 function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   let len = a.length;
@@ -82,14 +83,15 @@ class Encoder {
     this.w(hi | 0);
   }
 
-  /** Runs of equal values in an array (per-unit mapcount, PG_anon_exclusive, content tokens). */
-  runs(a: ArrayLike<number | boolean>): void {
-    let i = 0;
-    while (i < a.length) {
-      const v = a[i];
+  /** Runs of equal values in h[at, at + n) (per-unit mapcount, PG_anon_exclusive, content tokens). */
+  runs(h: readonly number[], at: number, n: number): void {
+    const end = at + n;
+    let i = at;
+    while (i < end) {
+      const v = h[i];
       let j = i + 1;
-      while (j < a.length && a[j] === v) j++;
-      this.w(+v);
+      while (j < end && h[j] === v) j++;
+      this.w(v);
       this.w(j - i);
       i = j;
     }
@@ -184,29 +186,33 @@ class Encoder {
     this.folioGen[id] = this.gen;
     this.folioNum[id] = this.folios;
     this.w(this.folios++);
-    const f = this.st.folios.get(id);
-    if (!f) {
+    const o = this.st.folios.offsetOf(id);
+    if (o === undefined) {
       this.w(-2);
       return;
     }
     this.foliosSeen++;
-    this.folioBody(f);
+    this.folioBody(id, this.st.folios.words(), o);
   }
 
-  folioBody(f: Folio): void {
-    this.w(f.kind === 'anon' ? 0 : 1);
-    this.wide(f.hugetlb);
-    this.w(f.nr);
-    this.w(f.refcount);
-    this.w(f.pincount);
-    this.w(f.entireMapcount);
-    this.w(f.index);
-    this.runs(f.mapcount);
-    this.runs(f.exclusive);
-    this.runs(f.data);
-    this.w(f.swapSlot >= 0 && this.st.swapcache.get(f.swapSlot) === f.id ? 1 : 0);
-    this.slotRef(f.swapSlot);
-    this.fileRef(f.file);
+  /** A folio record read straight from the folio heap (layout in folio.ts). */
+  folioBody(id: number, h: readonly number[], o: number): void {
+    const nr = h[o + 3];
+    this.w(h[o + 1]); // kind
+    this.wide(h[o + 2]); // hugetlb size
+    this.w(nr);
+    this.w(h[o + 5]); // refcount
+    this.w(h[o + 6]); // pincount
+    this.w(h[o + 7]); // entire mapcount
+    this.w(h[o + 10]); // index
+    const u = o + FOLIO_HEADER;
+    this.runs(h, u, nr); // mapcount per unit
+    this.runs(h, u + nr, nr); // PG_anon_exclusive per unit
+    this.runs(h, u + 2 * nr, nr); // content per unit
+    const slot = h[o + 8];
+    this.w(slot >= 0 && this.st.swapcache.get(slot) === id ? 1 : 0);
+    this.slotRef(slot);
+    this.fileRef(h[o + 9]);
   }
 
   pteWords(key: number, p: Pte): void {

@@ -132,8 +132,8 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
     emitMm(k, mm, 'map huge zeropage', pv * PAGE_SIZE);
     return 'ok';
   }
-  const f = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, new Array(HPAGE_PMD_NR).fill(0));
-  f.exclusive[0] = true;
+  const f = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, 0);
+  f.setExclusive(0, true);
   mapEntire(k, f.id);
   const write = (vma.flags & VM_WRITE) !== 0;
   mm.pmd.set(pv, { t: 'thp', folio: f.id, write, dirty: true, softDirty: true });
@@ -155,7 +155,7 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
     return;
   }
   const f = folio(k, leaf.folio);
-  const excl = f.exclusive[0];
+  const excl = f.exclusiveAt(0);
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     mm.pte.set(pv + i, {
       t: 'page',
@@ -165,8 +165,8 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
       dirty: leaf.dirty,
       softDirty: leaf.softDirty,
     });
-    f.mapcount[i]++;
-    if (excl) f.exclusive[i] = true;
+    f.setMapcount(i, f.mapcountAt(i) + 1);
+    if (excl) f.setExclusive(i, true);
   }
   f.refcount += HPAGE_PMD_NR - 1;
   f.entireMapcount--;
@@ -190,7 +190,7 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     return 'fallback';
   }
   const f = folio(k, leaf.folio);
-  let reuse = k.sw['anon-exclusive'] && f.exclusive[0];
+  let reuse = k.sw['anon-exclusive'] && f.exclusiveAt(0);
   if (!reuse && !k.sw['no-reuse-swap-page']) reuse = reuseSwapPage(k, f);
   else if (!reuse) {
     const swapRefs = f.swapSlot >= 0 ? f.nr : 0;
@@ -204,7 +204,7 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     splitHugePmd(k, mm, pv);
     return 'fallback';
   }
-  f.exclusive[0] = true; // page_move_anon_rmap()
+  f.setExclusive(0, true); // page_move_anon_rmap()
   if (unshare) {
     emitMm(k, mm, 'unshare: THP already exclusive', pv * PAGE_SIZE);
     return 'done';
@@ -223,9 +223,9 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
  */
 function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
   const old = mm.pmd.get(pv);
-  const data = old.t === 'hugezero' ? new Array(HPAGE_PMD_NR).fill(0) : folio(k, old.folio).data.slice();
+  const data = old.t === 'hugezero' ? 0 : folio(k, old.folio).data;
   const f = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, data);
-  f.exclusive[0] = true;
+  f.setExclusive(0, true);
   mapEntire(k, f.id);
   vma.anonVma = true;
   mm.pmd.set(pv, { t: 'thp', folio: f.id, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
@@ -264,9 +264,9 @@ function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): 
   vma.anonVma = true;
   const nr = anonFolioPages(k, mm, vma, vpn);
   const first = vpn - (vpn % nr);
-  const f = allocFolio(k, 'anon', nr, 0, new Array(nr).fill(0));
+  const f = allocFolio(k, 'anon', nr, 0, 0);
   for (let i = 0; i < nr; i++) {
-    f.exclusive[i] = true;
+    f.setExclusive(i, true);
     mapPte(k, f.id, i);
     mm.pte.set(first + i, { t: 'page', folio: f.id, off: i, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   }
@@ -286,8 +286,8 @@ function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRes
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   if (write && !vmaIsShared(vma)) {
     vma.anonVma = true;
-    const f = allocFolio(k, 'anon', 1, 0, [cache.data[0]]);
-    f.exclusive[0] = true;
+    const f = allocFolio(k, 'anon', 1, 0, [cache.dataAt(0)]);
+    f.setExclusive(0, true);
     mapPte(k, f.id, 0);
     mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
     emitMm(k, mm, 'COW of page-cache page (do_cow_fault)', vpn * PAGE_SIZE, `folio ${f.id}`);
@@ -320,7 +320,7 @@ function needsWriteNotify(k: Ctx, vma: Vma): boolean {
  */
 function wpCanReuseAnon(k: Ctx, mm: Mm, pte: PagePte): boolean {
   const f = folio(k, pte.folio);
-  if (k.sw['anon-exclusive'] && f.exclusive[pte.off]) return true;
+  if (k.sw['anon-exclusive'] && f.exclusiveAt(pte.off)) return true;
   let reuse: boolean;
   if (!k.sw['wp-reuse-refcount']) reuse = reuseSwapPage(k, f);
   else if (!k.sw['no-reuse-swap-page']) reuse = f.refcount === 1;
@@ -333,7 +333,7 @@ function wpCanReuseAnon(k: Ctx, mm: Mm, pte: PagePte): boolean {
       reuse = f.refcount === 1;
     }
   }
-  if (reuse) f.exclusive[pte.off] = true;
+  if (reuse) f.setExclusive(pte.off, true);
   return reuse;
 }
 
@@ -346,7 +346,7 @@ export function reuseSwapPage(k: Ctx, f: Folio): boolean {
   let count = 0;
   for (let i = 0; i < f.nr; i++) {
     const swapCount = f.swapSlot >= 0 ? (k.s.swap.get(f.swapSlot + i)?.count ?? 0) : 0;
-    count = Math.max(count, f.mapcount[i] + swapCount);
+    count = Math.max(count, f.mapcountAt(i) + swapCount);
   }
   count += f.entireMapcount;
   if (count <= 1 && f.swapSlot >= 0) deleteFromSwapCache(k, f);
@@ -415,7 +415,7 @@ function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): Fa
   vma.anonVma = true;
   const data = old.t === 'zero' ? 0 : tokenAt(k, old.folio, old.off);
   const f = allocFolio(k, 'anon', 1, 0, [data]);
-  f.exclusive[0] = true;
+  f.setExclusive(0, true);
   mapPte(k, f.id, 0);
   mm.pte.set(vpn, {
     t: 'page',
@@ -462,7 +462,7 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
       } else {
         vma.anonVma = true;
         f.kind = 'anon';
-        f.exclusive[0] = true;
+        f.setExclusive(0, true);
       }
       id = f.id;
     }
@@ -496,7 +496,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   }
   const old = folio(k, leaf.folio);
   if (old.kind === 'anon' && pageMapcount(old, 0) === 1) {
-    old.exclusive[0] = true;
+    old.setExclusive(0, true);
     if (!unshare) {
       leaf.write = true;
       leaf.dirty = true;
@@ -510,8 +510,8 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   if (!f) return 'oom';
   vma.anonVma = true;
   f.kind = 'anon';
-  f.data[0] = old.data[0];
-  f.exclusive[0] = true;
+  f.setData(0, old.dataAt(0));
+  f.setExclusive(0, true);
   mapEntire(k, f.id);
   mm.huge.set(hv, { folio: f.id, write: !unshare, dirty: !unshare });
   unmapEntire(k, old.id);

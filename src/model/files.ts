@@ -99,7 +99,7 @@ export function fileToken(k: Ctx, file: File, page4k: number): Token {
   const per = pageUnit(file) / PAGE_SIZE;
   const index = Math.floor(page4k / per);
   const id = file.cache.get(index);
-  if (id !== undefined) return folio(k, id).data[0];
+  if (id !== undefined) return folio(k, id).dataAt(0);
   return diskGet(file, index);
 }
 
@@ -110,7 +110,7 @@ export function fileToken(k: Ctx, file: File, page4k: number): Token {
 export function writeFileRange(k: Ctx, file: File, page4k: number, n: number, t: Token): void {
   const per = pageUnit(file) / PAGE_SIZE;
   for (const index of sortedKeys(file.cache)) {
-    if ((index + 1) * per > page4k && index * per < page4k + n) folio(k, file.cache.get(index)).data[0] = t;
+    if ((index + 1) * per > page4k && index * per < page4k + n) folio(k, file.cache.get(index)).setData(0, t);
   }
   if (file.kind === 'shmem') {
     for (let p = page4k; p < page4k + n; p++) {

@@ -31,7 +31,7 @@ import { HUGE_ZERO_FOLIO, type Mm, type PageRun, type Vma, ZERO_FOLIO } from './
 function anonInfo(k: Ctx, id: number, off: number): { anon: boolean; exclusive: boolean } {
   if (id === ZERO_FOLIO || id === HUGE_ZERO_FOLIO) return { anon: false, exclusive: false };
   const f = folio(k, id);
-  return { anon: f.kind === 'anon', exclusive: f.exclusive[off] };
+  return { anon: f.kind === 'anon', exclusive: f.exclusiveAt(off) };
 }
 
 /**
@@ -214,8 +214,8 @@ export interface GupResult {
 
 function pushRun(runs: PageRun[], r: PageRun): void {
   const last = runs[runs.length - 1];
-  if (last && last.folio === r.folio && last.first + last.n === r.first) last.n += r.n;
-  else runs.push({ ...r });
+  if (last && last.folio === r.folio && last.first + last.n === r.first) runs[runs.length - 1] = { folio: last.folio, first: last.first, n: last.n + r.n };
+  else runs.push({ folio: r.folio, first: r.first, n: r.n });
 }
 
 /**

@@ -62,7 +62,7 @@ export function checkInvariants(k: Ctx): void {
       const x = e(pte.folio);
       x.refs++;
       x.map[pte.off]++;
-      if (pte.write && isCowMapping(v.flags) && f.kind === 'anon' && !f.exclusive[pte.off]) {
+      if (pte.write && isCowMapping(v.flags) && f.kind === 'anon' && !f.exclusiveAt(pte.off)) {
         bug(`pid ${p.pid}: writable PTE at ${(vpn * 4096).toString(16)} maps non-exclusive anon page`);
       }
     }
@@ -79,7 +79,7 @@ export function checkInvariants(k: Ctx): void {
       const x = e(leaf.folio);
       x.refs++;
       x.entire++;
-      if (leaf.write && isCowMapping(v.flags) && !f.exclusive[0]) bug(`pid ${p.pid}: writable PMD maps non-exclusive THP`);
+      if (leaf.write && isCowMapping(v.flags) && !f.exclusiveAt(0)) bug(`pid ${p.pid}: writable PMD maps non-exclusive THP`);
     }
     for (const key of sortedKeys(mm.huge)) {
       const hv = Number(key);
@@ -90,7 +90,7 @@ export function checkInvariants(k: Ctx): void {
       const x = e(leaf.folio);
       x.refs++;
       x.entire++;
-      if (leaf.write && !vmaIsShared(v) && f.kind === 'anon' && !f.exclusive[0])
+      if (leaf.write && !vmaIsShared(v) && f.kind === 'anon' && !f.exclusiveAt(0))
         bug(`pid ${p.pid}: writable hugetlb entry maps non-exclusive page`);
     }
   }
@@ -129,7 +129,7 @@ export function checkInvariants(k: Ctx): void {
       if (pin && f.kind === 'anon' && k.sw['gup-unshare-anon']) {
         const last = Math.floor((r.first + r.n - 1) / f.sub);
         for (let unit = Math.floor(r.first / f.sub); unit <= last; unit++) {
-          if (!f.exclusive[unit] && !f.exclusive[0]) bug(`pinned anon page ${f.id}/${unit} is not exclusive`);
+          if (!f.exclusiveAt(unit) && !f.exclusiveAt(0)) bug(`pinned anon page ${f.id}/${unit} is not exclusive`);
         }
       }
     }
@@ -144,9 +144,9 @@ export function checkInvariants(k: Ctx): void {
     if (f.pincount !== x.pins) bug(`folio ${f.id}: pincount ${f.pincount}, expected ${x.pins}`);
     if (f.entireMapcount !== x.entire) bug(`folio ${f.id}: entire mapcount ${f.entireMapcount}, expected ${x.entire}`);
     for (let i = 0; i < f.nr; i++) {
-      if (f.mapcount[i] !== x.map[i]) bug(`folio ${f.id} unit ${i}: mapcount ${f.mapcount[i]}, expected ${x.map[i]}`);
-      if (f.kind === 'anon' && f.exclusive[i] && f.mapcount[i] + f.entireMapcount > 1)
-        bug(`folio ${f.id} unit ${i}: exclusive but mapped ${f.mapcount[i] + f.entireMapcount} times`);
+      if (f.mapcountAt(i) !== x.map[i]) bug(`folio ${f.id} unit ${i}: mapcount ${f.mapcountAt(i)}, expected ${x.map[i]}`);
+      if (f.kind === 'anon' && f.exclusiveAt(i) && f.mapcountAt(i) + f.entireMapcount > 1)
+        bug(`folio ${f.id} unit ${i}: exclusive but mapped ${f.mapcountAt(i) + f.entireMapcount} times`);
     }
     if (f.refcount === 0) bug(`folio ${f.id} has no references but was not freed`);
   }

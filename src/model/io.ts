@@ -22,7 +22,7 @@ export function runContent(k: Ctx, r: PageRun, out: Content): void {
   for (let i = 0; i < r.n; ) {
     const unit = Math.floor((r.first + i) / f.sub);
     const inUnit = Math.min(r.n - i, (unit + 1) * f.sub - (r.first + i));
-    pushContent(out, f.data[unit], inUnit);
+    pushContent(out, f.dataAt(unit), inUnit);
     i += inUnit;
   }
 }
@@ -67,9 +67,8 @@ export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
     const n = Math.min(b.n, want);
     runContent(k, { folio: b.folio, first: b.first, n }, out);
     release(k, { folio: b.folio, first: b.first, n }, FOLL_GET);
-    b.first += n;
-    b.n -= n;
-    if (b.n === 0) pipe.bufs.shift();
+    if (n === b.n) pipe.bufs.shift();
+    else pipe.bufs[0] = { folio: b.folio, first: b.first + n, n: b.n - n };
     want -= n;
   }
   return out;
@@ -288,7 +287,7 @@ export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: 
       if (toMemory) {
         if (run.folio >= 0) {
           const f = folio(k, run.folio);
-          f.data[Math.floor((run.first + i) / f.sub)] = fileToken(k, file, page);
+          f.setData(Math.floor((run.first + i) / f.sub), fileToken(k, file, page));
         }
       } else
         writeFileToken(k, file, page, tokenAt(k, run.folio, run.folio >= 0 ? Math.floor((run.first + i) / folio(k, run.folio).sub) : 0));

@@ -103,26 +103,16 @@ export function isLarge(f: Folio): boolean {
   return f.nr > 1 || f.hugetlb > 0;
 }
 
-export function allocFolio(k: Ctx, kind: FolioKind, nr: number, hugetlb: number, data: Token[], file = -1, index = 0): Folio {
-  const id = k.s.nextId++;
-  const f: Folio = {
-    id,
-    kind,
-    hugetlb,
-    nr,
-    sub: hugetlb ? hugetlb / PAGE_SIZE : 1,
-    refcount: 0,
-    pincount: 0,
-    mapcount: new Array(nr).fill(0),
-    entireMapcount: 0,
-    exclusive: new Array(nr).fill(false),
-    swapSlot: -1,
-    file,
-    index,
-    data,
-  };
-  k.s.folios.set(id, f);
-  return f;
+export function allocFolio(
+  k: Ctx,
+  kind: FolioKind,
+  nr: number,
+  hugetlb: number,
+  data: readonly Token[] | Token,
+  file = -1,
+  index = 0,
+): Folio {
+  return k.s.folios.alloc(k.s.nextId++, kind, nr, hugetlb, hugetlb ? hugetlb / PAGE_SIZE : 1, data, file, index);
 }
 
 export function getRef(k: Ctx, id: number, n = 1): void {
@@ -150,7 +140,7 @@ export function putRef(k: Ctx, id: number, n = 1): void {
 }
 
 function freeFolio(k: Ctx, f: Folio): void {
-  if (f.entireMapcount || f.mapcount.some((m) => m !== 0)) bug(`freeing mapped folio ${f.id}`);
+  if (folioMapcount(f)) bug(`freeing mapped folio ${f.id}`);
   if (f.pincount) bug(`freeing pinned folio ${f.id}`);
   if (f.swapSlot >= 0 || f.file >= 0) bug(`freeing folio ${f.id} still in a cache`);
   if (f.hugetlb) hugetlbPool(k, f.hugetlb).free++;
@@ -166,18 +156,18 @@ export function folioMaybeDmaPinned(f: Folio): boolean {
 /** Total mappings of a folio (folio_mapcount): PTE maps of every unit plus entire maps. */
 export function folioMapcount(f: Folio): number {
   let n = f.entireMapcount;
-  for (const m of f.mapcount) n += m;
+  for (let i = 0; i < f.nr; i++) n += f.mapcountAt(i);
   return n;
 }
 
 /** page_mapcount() of one unit: its PTE maps plus the maps of the whole folio. */
 export function pageMapcount(f: Folio, off: number): number {
-  return f.mapcount[off] + f.entireMapcount;
+  return f.mapcountAt(off) + f.entireMapcount;
 }
 
 export function tokenAt(k: Ctx, id: number, off: number): Token {
   if (id === ZERO_FOLIO || id === HUGE_ZERO_FOLIO) return 0;
-  return folio(k, id).data[off];
+  return folio(k, id).dataAt(off);
 }
 
 export function hugetlbPool(k: Ctx, size: number) {
@@ -221,15 +211,15 @@ export function hasPteTable(mm: Mm, pv: number): boolean {
 /** Adds a mapping reference for a PTE that maps unit `off` of folio `id`. */
 export function mapPte(k: Ctx, id: number, off: number): void {
   const f = folio(k, id);
-  f.mapcount[off]++;
+  f.setMapcount(off, f.mapcountAt(off) + 1);
   f.refcount++;
 }
 
 /** Drops the mapping reference of a PTE (page_remove_rmap + put). */
 export function unmapPte(k: Ctx, id: number, off: number): void {
   const f = folio(k, id);
-  f.mapcount[off]--;
-  if (f.mapcount[off] < 0) bug(`folio ${id} unit ${off} mapcount underflow`);
+  f.setMapcount(off, f.mapcountAt(off) - 1);
+  if (f.mapcountAt(off) < 0) bug(`folio ${id} unit ${off} mapcount underflow`);
   putRef(k, id, 1);
 }
 

@@ -112,10 +112,10 @@ export function splitFolio(k: Ctx, f: Folio, off: number): Folio | null {
   if (f.entireMapcount || f.swapSlot >= 0 || f.refcount !== folioMapcount(f)) return null;
   const made: number[] = [];
   for (let i = 0; i < f.nr; i++) {
-    const n = allocFolio(k, 'anon', 1, 0, [f.data[i]]);
-    n.exclusive[0] = f.exclusive[i];
-    n.mapcount[0] = f.mapcount[i];
-    n.refcount = f.mapcount[i];
+    const n = allocFolio(k, 'anon', 1, 0, [f.dataAt(i)]);
+    n.setExclusive(0, f.exclusiveAt(i));
+    n.setMapcount(0, f.mapcountAt(i));
+    n.refcount = f.mapcountAt(i);
     made.push(n.id);
   }
   for (const q of k.s.procs.rawValues()) {
@@ -154,11 +154,11 @@ function madviseCollapse(k: Ctx, p: Proc, addr: number, len: number): number {
         const f = folio(k, pte.folio);
         const swapRefs = f.swapSlot >= 0 ? f.nr : 0;
         if (f.kind !== 'anon' || f.refcount !== folioMapcount(f) + swapRefs) return -EAGAIN;
-        data.push(f.data[pte.off]);
+        data.push(f.dataAt(pte.off));
       } else data.push(0);
     }
     const n = allocFolio(k, 'anon', HPAGE_PMD_NR, 0, data);
-    n.exclusive[0] = true;
+    n.setExclusive(0, true);
     for (let i = 0; i < HPAGE_PMD_NR; i++) {
       const pte = mm.pte.get(pv + i);
       mm.pte.delete(pv + i);

@@ -275,7 +275,7 @@ function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
     // 64fe24a3e05e (6.0): before, private PTEs waited for the write fault
     if (!k.sw['mprotect-upgrade-anon']) return false;
     const f = folio(k, pte.folio);
-    return f.kind === 'anon' && f.exclusive[pte.off];
+    return f.kind === 'anon' && f.exclusiveAt(pte.off);
   }
   return pte.dirty || k.s.files.get(v.file)?.kind !== 'disk';
 }
@@ -411,7 +411,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     k.sw['fork-copy-pinned'] &&
     (!hugetlb || k.sw['fork-copy-pinned-hugetlb']) &&
     f.kind === 'anon' &&
-    (!k.sw['anon-exclusive'] || f.exclusive[unit]) &&
+    (!k.sw['anon-exclusive'] || f.exclusiveAt(unit)) &&
     src.hasPinned &&
     folioMaybeDmaPinned(f);
   if (v.hugetlb) {
@@ -424,14 +424,14 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
         const pool = hugetlbPool(k, v.hugetlb);
         if (pool.free - pool.resv <= 0) bug('fork: no huge page for the copy of a pinned page');
         pool.free--;
-        const c = allocFolio(k, 'anon', 1, v.hugetlb, [f.data[0]]);
-        c.exclusive[0] = true;
+        const c = allocFolio(k, 'anon', 1, v.hugetlb, [f.dataAt(0)]);
+        c.setExclusive(0, true);
         mapEntire(k, c.id);
         dst.huge.set(hv, { folio: c.id, write: true, dirty: true });
         emit(k, child.pid, 'fork: copy pinned hugetlb page', hv * PAGE_SIZE);
         continue;
       }
-      if (f.kind === 'anon') f.exclusive[0] = false;
+      if (f.kind === 'anon') f.setExclusive(0, false);
       mapEntire(k, f.id);
       if (cow) leaf.write = false;
       dst.huge.set(hv, { ...leaf });
@@ -451,7 +451,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       }
       const f = folio(k, leaf.folio);
       if (!copyForChild(f, 0, false)) {
-        f.exclusive[0] = false;
+        f.setExclusive(0, false);
         mapEntire(k, f.id);
         if (cow) leaf.write = false;
         dst.pmd.set(pv, { ...leaf });
@@ -477,14 +477,14 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     const f = folio(k, pte.folio);
     if (copyForChild(f, pte.off, false)) {
       // copy_present_page(): the child gets its own exclusive copy, the parent keeps the pinned page
-      const c = allocFolio(k, 'anon', 1, 0, [f.data[pte.off]]);
-      c.exclusive[0] = true;
+      const c = allocFolio(k, 'anon', 1, 0, [f.dataAt(pte.off)]);
+      c.setExclusive(0, true);
       mapPte(k, c.id, 0);
       dst.pte.set(vpn, { t: 'page', folio: c.id, off: 0, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: pte.softDirty });
       emit(k, child.pid, 'fork: copy maybe-pinned page', vpn * PAGE_SIZE, `folio ${c.id}`);
       continue;
     }
-    if (f.kind === 'anon') f.exclusive[pte.off] = false;
+    if (f.kind === 'anon') f.setExclusive(pte.off, false);
     mapPte(k, f.id, pte.off);
     if (cow) pte.write = false;
     dst.pte.set(vpn, { ...pte, dirty: vmaIsShared(v) ? false : pte.dirty });

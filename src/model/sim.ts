@@ -74,6 +74,7 @@ export class Sim {
   }
 
   private done<T>(x: T): T {
+    this.k.s.folios.tidy();
     if (this.check) checkInvariants(this.k);
     return x;
   }
@@ -203,7 +204,7 @@ export class Sim {
         swapped: false,
         folio: pte.folio,
         page: pte.off,
-        exclusivelyMapped: f.mapcount[pte.off] + f.entireMapcount === 1,
+        exclusivelyMapped: f.mapcountAt(pte.off) + f.entireMapcount === 1,
         file: f.kind === 'file',
       };
     }
@@ -216,7 +217,7 @@ export class Sim {
       swapped: false,
       folio: f.id,
       page,
-      exclusivelyMapped: f.mapcount[unit] + f.entireMapcount === 1,
+      exclusivelyMapped: f.mapcountAt(unit) + f.entireMapcount === 1,
       file: f.kind === 'file',
     };
   }

@@ -3,6 +3,7 @@
  * canonicalJson() is the raw form with the model's own ids, for golden files and debugging.
  */
 import { fingerprint } from './canon.ts';
+import { FolioTable } from './folio.ts';
 import type { Machine } from './machine.ts';
 import {
   type File,
@@ -31,7 +32,7 @@ export const FIRST_MMAP = 0x100000000;
 
 export function createState(m: Machine): State {
   const s: State = {
-    folios: newTable(),
+    folios: new FolioTable(),
     procs: newTable(),
     files: newTable(),
     pipes: newTable(),
@@ -82,23 +83,6 @@ const clonePte = (p: Pte): Pte =>
       ? { t: 'zero', softDirty: p.softDirty }
       : { t: 'swap', slot: p.slot, exclusive: p.exclusive, softDirty: p.softDirty };
 
-const cloneFolio = (f: Folio): Folio => ({
-  id: f.id,
-  kind: f.kind,
-  hugetlb: f.hugetlb,
-  nr: f.nr,
-  sub: f.sub,
-  refcount: f.refcount,
-  pincount: f.pincount,
-  mapcount: f.mapcount.slice(),
-  entireMapcount: f.entireMapcount,
-  exclusive: f.exclusive.slice(),
-  swapSlot: f.swapSlot,
-  file: f.file,
-  index: f.index,
-  data: f.data.slice(),
-});
-
 const cloneVma = (v: Vma): Vma => ({
   start: v.start,
   end: v.end,
@@ -146,26 +130,25 @@ const cloneFile = (f: File): File => ({
   disk: f.disk.map((r) => [r[0], r[1]] as [number, number]),
 });
 
-const cloneRun = (r: PageRun): PageRun => ({ folio: r.folio, first: r.first, n: r.n });
 
 const clonePins = (p: PinSet): PinSet => ({
   id: p.id,
   user: p.user,
   owner: p.owner,
   flags: p.flags,
-  runs: p.runs.map(cloneRun),
+  runs: p.runs.slice(), // runs are immutable: shared
   accountedPinned: p.accountedPinned,
   accountedLocked: p.accountedLocked,
   accountedUser: p.accountedUser,
 });
 
-const clonePipe = (p: Pipe): Pipe => ({ id: p.id, bufs: p.bufs.map(cloneRun) });
+const clonePipe = (p: Pipe): Pipe => ({ id: p.id, bufs: p.bufs.slice() });
 const cloneSwap = (x: SwapSlot): SwapSlot => ({ count: x.count, data: x.data });
 
 /** A deep copy sharing nothing with the original. */
 export function cloneState(s: State): State {
   return {
-    folios: s.folios.clone(cloneFolio),
+    folios: s.folios.clone(),
     procs: s.procs.clone(cloneProc),
     files: s.files.clone(cloneFile),
     pipes: s.pipes.clone(clonePipe),

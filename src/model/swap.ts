@@ -55,7 +55,7 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
   if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
   const base = k.s.nextSlot;
   k.s.nextSlot += f.nr;
-  for (let i = 0; i < f.nr; i++) k.s.swap.set(base + i, { count: 0, data: f.data[i] });
+  for (let i = 0; i < f.nr; i++) k.s.swap.set(base + i, { count: 0, data: f.dataAt(i) });
   // the rmap walk: every PTE mapping the folio (callers that know them say where they are)
   const places = where ? [where] : [...k.s.procs.values()].filter((p) => p.alive).map((p) => ({ mm: p.mm, vpns: sortedKeys(p.mm.pte) }));
   for (const { mm, vpns } of places) {
@@ -63,9 +63,9 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
       const pte = mm.pte.get(vpn);
       if (!pte || pte.t !== 'page' || pte.folio !== f.id) continue;
       const slot = base + pte.off;
-      mm.pte.set(vpn, { t: 'swap', slot, exclusive: f.exclusive[pte.off], softDirty: pte.softDirty });
+      mm.pte.set(vpn, { t: 'swap', slot, exclusive: f.exclusiveAt(pte.off), softDirty: pte.softDirty });
       k.s.swap.get(slot).count++;
-      f.mapcount[pte.off]--;
+      f.setMapcount(pte.off, f.mapcountAt(pte.off) - 1);
       f.refcount--;
       emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
     }
@@ -120,7 +120,7 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): Fa
     f.refcount--; // mapPte takes it again
   }
   mapPte(k, f.id, 0);
-  if (exclusive) f.exclusive[0] = true;
+  if (exclusive) f.setExclusive(0, true);
   const writable = exclusive && write && (vma.flags & VM_WRITE) !== 0;
   mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: writable, dirty: writable, softDirty: pte.softDirty || writable });
   emitMm(k, mm, exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);

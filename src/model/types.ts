@@ -11,10 +11,10 @@
  * whole huge page (a hugetlb page is one page of its VMA, as in the kernel).
  */
 
-/** A content token: every byte of a page (or hugetlb page) holds this value. */
-export type Token = number;
-
+export { Folio, type FolioJson, type FolioKind, FolioTable, type Token } from './folio.ts';
 export { Table } from './table.ts';
+
+import type { FolioTable, Token } from './folio.ts';
 
 import { Table } from './table.ts';
 
@@ -30,40 +30,6 @@ export function sortedKeys(t: Table<unknown>): number[] {
 /** Reserved folio ids for the two special pages (never freed, never in `folios`). */
 export const ZERO_FOLIO = -1;
 export const HUGE_ZERO_FOLIO = -2;
-
-export type FolioKind = 'anon' | 'file';
-
-/**
- * struct folio, as much of it as COW and GUP decide on.
- * - refcount: every mapping (one per PTE, one per PMD/hugetlb entry), the page cache and the swap
- *   cache (one per 4 KiB page each), FOLL_GET references, and pins (GUP_PIN_COUNTING_BIAS per pin
- *   on small folios, +1 per pinned page on large ones).
- * - pincount: large folios only (folio_has_pincount): pinned 4 KiB pages.
- * - mapcount[i]: PTE mappings of unit i; entireMapcount: PMD (THP) or hugetlb mappings of the whole.
- * - exclusive[i]: PG_anon_exclusive of unit i (PMD-mapped THP and hugetlb use unit 0, the head).
- */
-export interface Folio {
-  id: number;
-  kind: FolioKind;
-  /** 0 for 4 KiB and THP folios; the huge page size in bytes for hugetlb folios. */
-  hugetlb: number;
-  /** number of units (512 for a PMD THP, 1 for small and hugetlb folios) */
-  nr: number;
-  /** 4 KiB pages per unit (1, or hugetlb size / 4096) */
-  sub: number;
-  refcount: number;
-  pincount: number;
-  mapcount: number[];
-  entireMapcount: number;
-  exclusive: boolean[];
-  /** PG_swapcache: first swap slot of the folio, or -1 */
-  swapSlot: number;
-  /** page cache owner: file id, or -1 for anon folios */
-  file: number;
-  /** page index in the file (in units) of unit 0 */
-  index: number;
-  data: Token[];
-}
 
 /** A present PTE mapping a page of a folio. `off` is the unit index inside the folio. */
 export interface PagePte {
@@ -169,13 +135,14 @@ export interface File {
   disk: Array<[Token, number]>;
 }
 
-/** A run of consecutive 4 KiB pages of one folio, held by a pipe buffer or a pin. */
+/** A run of consecutive 4 KiB pages of one folio, held by a pipe buffer or a pin. Immutable (a
+ *  change replaces the run), so clones share runs. */
 export interface PageRun {
-  folio: number;
+  readonly folio: number;
   /** first 4 KiB page, counted from the folio's start */
-  first: number;
+  readonly first: number;
   /** number of 4 KiB pages */
-  n: number;
+  readonly n: number;
 }
 
 export interface Pipe {
@@ -214,7 +181,7 @@ export interface HugetlbPool {
 }
 
 export interface State {
-  folios: Table<Folio>;
+  folios: FolioTable;
   procs: Table<Proc>;
   files: Table<File>;
   pipes: Table<Pipe>;

@@ -67,7 +67,7 @@ test('clearing PG_anon_exclusive on a pinned page is a ModelBug', () => {
   // make the PTE R/O first so only the pin invariant is broken
   pagePte(sim, 1, a).write = false;
   assert.doesNotThrow(() => checkInvariants(sim.k));
-  sim.state.folios.get(sim.pagemap(1, a).folio).exclusive[0] = false;
+  sim.state.folios.get(sim.pagemap(1, a).folio).setExclusive(0, false);
   assert.throws(
     () => checkInvariants(sim.k),
     (e: unknown) => e instanceof ModelBug && /pinned anon page/.test(e.message),
@@ -79,7 +79,7 @@ test('an exclusive page mapped twice is a ModelBug', () => {
   const a = anon(sim, PAGE_SIZE);
   sim.memset(1, a, 1, PAGE_SIZE);
   const child = sim.fork(1);
-  sim.state.folios.get(sim.pagemap(child, a).folio).exclusive[0] = true;
+  sim.state.folios.get(sim.pagemap(child, a).folio).setExclusive(0, true);
   assert.throws(
     () => checkInvariants(sim.k),
     (e: unknown) => e instanceof ModelBug && /exclusive but mapped 2/.test(e.message),
