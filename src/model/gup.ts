@@ -214,7 +214,8 @@ export interface GupResult {
 
 function pushRun(runs: PageRun[], r: PageRun): void {
   const last = runs[runs.length - 1];
-  if (last && last.folio === r.folio && last.first + last.n === r.first) runs[runs.length - 1] = { folio: last.folio, first: last.first, n: last.n + r.n };
+  if (last && last.folio === r.folio && last.first + last.n === r.first)
+    runs[runs.length - 1] = { folio: last.folio, first: last.first, n: last.n + r.n };
   else runs.push({ folio: r.folio, first: r.first, n: r.n });
 }
 

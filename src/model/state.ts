@@ -7,11 +7,9 @@ import { FolioTable } from './folio.ts';
 import type { Machine } from './machine.ts';
 import {
   type File,
-  type Folio,
   type HugeLeaf,
   type Mm,
   newTable,
-  type PageRun,
   type PinSet,
   type Pipe,
   type PmdLeaf,
@@ -129,7 +127,6 @@ const cloneFile = (f: File): File => ({
   cache: f.cache.cloneNumbers(),
   disk: f.disk.map((r) => [r[0], r[1]] as [number, number]),
 });
-
 
 const clonePins = (p: PinSet): PinSet => ({
   id: p.id,

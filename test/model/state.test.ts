@@ -4,7 +4,6 @@ import { encodeState } from '../../src/model/canon.ts';
 import { EINVAL, ENOMEM, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, TASK_SIZE } from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
 import { canonicalJson, cloneState, createState, hashState } from '../../src/model/state.ts';
-import { sortedKeys } from '../../src/model/types.ts';
 import { anon, mkSim, thpArea } from './helpers.ts';
 
 function build(token = 1) {
