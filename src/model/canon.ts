@@ -17,7 +17,7 @@
  */
 import { PAGE_SIZE } from './constants.ts';
 import { FOLIO_HEADER } from './folio.ts';
-import type { File, Mm, Pte, State } from './types.ts';
+import type { File, HugeLeaf, Mm, PinSet, Pipe, PmdLeaf, Proc, Pte, State } from './types.ts';
 
 function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   let len = a.length;
@@ -156,11 +156,10 @@ class Encoder {
     this.w(f.kind === 'shmem' ? 0 : f.kind === 'disk' ? 1 : 2);
     this.wide(f.hugetlb);
     this.wide(f.size);
-    const ck = f.cache.rawKeys();
-    const cv = f.cache.rawValues();
-    for (let i = 0; i < ck.length; i++) {
-      this.w(ck[i]);
-      this.folioRef(cv[i]);
+    const c = f.cache.raw();
+    for (let i = 0; i < c.length; i += 2) {
+      this.w(c[i]);
+      this.folioRef(c[i + 1]);
     }
     this.w(-1);
     for (const [token, pages] of f.disk) {
@@ -247,24 +246,21 @@ class Encoder {
     }
     this.w(-1);
     // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP; tables keep keys sorted)
-    const pk = mm.pte.rawKeys();
-    const pv = mm.pte.rawValues();
-    for (let i = 0; i < pk.length; i++) this.pteWords(pk[i], pv[i]);
+    const pt = mm.pte.raw();
+    for (let i = 0; i < pt.length; i += 2) this.pteWords(pt[i] as number, pt[i + 1] as Pte);
     this.w(-1);
-    const mk = mm.pmd.rawKeys();
-    const mv = mm.pmd.rawValues();
-    for (let i = 0; i < mk.length; i++) {
-      const p = mv[i];
-      this.w(mk[i]);
+    const pmd = mm.pmd.raw();
+    for (let i = 0; i < pmd.length; i += 2) {
+      const p = pmd[i + 1] as PmdLeaf;
+      this.w(pmd[i] as number);
       this.w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
       this.folioRef(p.folio);
     }
     this.w(-1);
-    const hk = mm.huge.rawKeys();
-    const hv = mm.huge.rawValues();
-    for (let i = 0; i < hk.length; i++) {
-      const p = hv[i];
-      this.w(hk[i]);
+    const huge = mm.huge.raw();
+    for (let i = 0; i < huge.length; i += 2) {
+      const p = huge[i + 1] as HugeLeaf;
+      this.w(huge[i] as number);
       this.w(+p.write | (+p.dirty << 1));
       this.folioRef(p.folio);
     }
@@ -299,9 +295,9 @@ class Encoder {
     this.w(s.userLockedVm);
     // processes are named by creation order (pids ascend with creation; tables keep keys ascending)
     let rank = 0;
-    const procKeys = s.procs.rawKeys();
-    const procs = s.procs.rawValues();
-    for (const pid of procKeys) {
+    const procs = s.procs.raw();
+    for (let i = 0; i < procs.length; i += 2) {
+      const pid = procs[i] as number;
       if (pid >= this.procGen.length) {
         this.procGen = grow(this.procGen, pid);
         this.procNum = grow(this.procNum, pid);
@@ -309,7 +305,8 @@ class Encoder {
       this.procGen[pid] = this.gen;
       this.procNum[pid] = rank++;
     }
-    for (const p of procs) {
+    for (let i = 1; i < procs.length; i += 2) {
+      const p = procs[i] as Proc;
       this.procRef(p.parent);
       this.w(+p.alive | (+p.capIpcLock << 1));
       this.w(p.status);
@@ -317,9 +314,12 @@ class Encoder {
       this.mmBody(p.mm);
     }
     this.w(-1);
-    for (const key of s.files.rawKeys()) this.fileRef(key);
+    const files = s.files.raw();
+    for (let i = 0; i < files.length; i += 2) this.fileRef(files[i] as number);
     this.w(-1);
-    for (const pipe of s.pipes.rawValues()) {
+    const pipes = s.pipes.raw();
+    for (let i = 1; i < pipes.length; i += 2) {
+      const pipe = pipes[i] as Pipe;
       for (const b of pipe.bufs) {
         this.w(b.first);
         this.w(b.n);
@@ -328,7 +328,9 @@ class Encoder {
       this.w(-1);
     }
     this.w(-1);
-    for (const ps of s.pins.rawValues()) {
+    const pins = s.pins.raw();
+    for (let i = 1; i < pins.length; i += 2) {
+      const ps = pins[i] as PinSet;
       this.w(ps.user === 'gup_test' ? 0 : ps.user === 'io_uring' ? 1 : ps.user === 'vfio' ? 2 : 3);
       this.procRef(ps.owner);
       this.w(ps.flags);
@@ -345,10 +347,10 @@ class Encoder {
     this.w(-1);
     // what nothing references (only a leak would leave such a folio or slot)
     // (a folio nothing refers to: only a leak leaves one; usually every folio is named by now)
-    if (this.foliosSeen !== s.folios.size) for (const key of s.folios.rawKeys()) if (this.folioGen[key] !== this.gen) this.folioRef(key);
+    if (this.foliosSeen !== s.folios.size) for (const key of s.folios.keys()) if (this.folioGen[key] !== this.gen) this.folioRef(key);
     this.w(-1);
     if (this.slotsSeen !== s.swap.size)
-      for (const key of s.swap.rawKeys()) if (key >= this.slotGen.length || this.slotGen[key] !== this.gen) this.slotRef(key);
+      for (const key of s.swap.keys()) if (key >= this.slotGen.length || this.slotGen[key] !== this.gen) this.slotRef(key);
     this.w(-1);
     this.w(s.swapcache.size);
     return this.n;

@@ -361,8 +361,8 @@ function largeFolioOwnedBy(mm: Mm, f: Folio): boolean {
   const maps = folioMapcount(f);
   if (f.refcount !== maps || f.swapSlot >= 0) return false;
   let own = 0;
-  for (const p of mm.pte.rawValues()) if (p.t === 'page' && p.folio === f.id) own++;
-  for (const l of mm.pmd.rawValues()) if (l.folio === f.id) own++;
+  for (const p of mm.pte.values()) if (p.t === 'page' && p.folio === f.id) own++;
+  for (const l of mm.pmd.values()) if (l.folio === f.id) own++;
   return own === maps;
 }
 

@@ -271,8 +271,9 @@ export class FolioTable {
     return this.at.keys();
   }
 
-  rawKeys(): readonly number[] {
-    return this.at.rawKeys();
+  /** id, offset, id, offset, ... ids ascending (for walkers; do not modify). */
+  raw(): ReadonlyArray<number> {
+    return this.at.raw();
   }
 
   /** Views of every folio, by ascending id. */
@@ -312,9 +313,8 @@ export class FolioTable {
     const c = this.compacted();
     this.heap = c.heap;
     this.at.clear();
-    const ks = c.at.rawKeys();
-    const os = c.at.rawValues();
-    for (let i = 0; i < ks.length; i++) this.at.set(ks[i], os[i]);
+    const r = c.at.raw();
+    for (let i = 0; i < r.length; i += 2) this.at.set(r[i], r[i + 1]);
     this.garbage = 0;
     this.top = c.top;
   }
@@ -323,12 +323,11 @@ export class FolioTable {
     const h = this.heap;
     const heap: number[] = new Array(this.top - this.garbage);
     const at = new Table<number>();
-    const ks = this.at.rawKeys();
-    const os = this.at.rawValues();
+    const r = this.at.raw();
     let n = 0;
-    for (let i = 0; i < ks.length; i++) {
-      const o = os[i];
-      at.set(ks[i], n);
+    for (let i = 0; i < r.length; i += 2) {
+      const o = r[i + 1];
+      at.set(r[i], n);
       const end = o + folioWords(h[o + F_NR]);
       for (let j = o; j < end; j++) heap[n++] = h[j];
     }

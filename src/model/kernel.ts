@@ -238,6 +238,6 @@ export function unmapEntire(k: Ctx, id: number): void {
 
 /** The process that owns `mm` (for trace events). */
 export function pidOf(k: Ctx, mm: Mm): number {
-  for (const p of k.s.procs.rawValues()) if (p.mm === mm) return p.pid;
+  for (const p of k.s.procs.values()) if (p.mm === mm) return p.pid;
   return -1;
 }

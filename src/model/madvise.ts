@@ -118,8 +118,8 @@ export function splitFolio(k: Ctx, f: Folio, off: number): Folio | null {
     n.refcount = f.mapcountAt(i);
     made.push(n.id);
   }
-  for (const q of k.s.procs.rawValues()) {
-    for (const pte of q.mm.pte.rawValues()) {
+  for (const q of k.s.procs.values()) {
+    for (const pte of q.mm.pte.values()) {
       if (pte.t === 'page' && pte.folio === f.id) {
         pte.folio = made[pte.off];
         pte.off = 0;

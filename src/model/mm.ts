@@ -536,11 +536,11 @@ export function clearSoftDirty(k: Ctx, p: Proc): void {
   if (!k.m.softDirty) return;
   const mm = p.mm;
   for (const v of mm.vmas) v.flags &= ~VM_SOFTDIRTY;
-  for (const pte of mm.pte.rawValues()) {
+  for (const pte of mm.pte.values()) {
     if (pte.t === 'page') pte.write = false;
     pte.softDirty = false;
   }
-  for (const leaf of mm.pmd.rawValues()) {
+  for (const leaf of mm.pmd.values()) {
     leaf.write = false;
     leaf.softDirty = false;
   }

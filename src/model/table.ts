@@ -1,81 +1,74 @@
 /**
  * Table: the model's collection keyed by small integers (vpn, folio id, pid, swap slot, page
- * index). Two parallel arrays, keys ascending: the layout the explorer needs, since cloning a table
- * is two slices, an empty table shares one frozen empty array (copied on first insert), and every
- * walk over it is already in canonical order. The interface is the part of Map the rules use.
+ * index). One array of key, value, key, value, ... with keys ascending: the layout the explorer
+ * needs, since cloning a table is one slice, an empty table shares one frozen empty array (copied
+ * on first insert), and every walk over it is already in canonical order. The interface is the
+ * part of Map the rules use.
  *
  * Iterators (keys, values, entries, for-of, forEach) walk a snapshot, so a rule may delete or insert
  * while it walks, as it could with a Map.
  *
- * A delete leaves a hole (the key stays, the value becomes NaN) instead of shifting the arrays:
+ * A delete leaves a hole (the key stays, the value becomes NaN) instead of shifting the array:
  * zapping a range or freeing the 512 folios of a split THP deletes one key after another, and
  * shifting would make that quadratic. Holes are squeezed out when they outnumber the entries,
- * and before any walk over the arrays.
+ * and before any walk over the array.
  */
 
 const EMPTY: never[] = Object.freeze([]) as unknown as never[];
+
 /** The value of a deleted key. NaN: a number, so an array of numbers stays an unboxed number
  *  array; tested with Number.isNaN, false for every object and every other number. */
-const HOLE: unknown = Number.NaN;
+const HOLE = Number.NaN;
 
 const isHole = (v: unknown): boolean => Number.isNaN(v);
 
 export class Table<V> {
-  /** keys, ascending; never shared with another table except EMPTY */
-  private ks: number[];
-  /** values, at the positions of their keys; HOLE where a key was deleted */
-  private vs: V[];
-  /** holes in vs */
+  /** key, value pairs, keys ascending; never shared with another table except EMPTY */
+  private e: Array<number | V>;
+  /** holes in e */
   private dead = 0;
 
-  constructor(keys: number[] = EMPTY, values: V[] = EMPTY) {
-    this.ks = keys;
-    this.vs = values;
+  constructor(pairs: Array<number | V> = EMPTY) {
+    this.e = pairs;
   }
 
   get size(): number {
-    return this.ks.length - this.dead;
+    return (this.e.length >> 1) - this.dead;
   }
 
   /** Squeezes the holes out. */
   private compact(): void {
-    const ks = this.ks;
-    const vs = this.vs;
+    const e = this.e;
     let j = 0;
-    for (let i = 0; i < ks.length; i++) {
-      if (isHole(vs[i])) continue;
-      ks[j] = ks[i];
-      vs[j] = vs[i];
-      j++;
+    for (let i = 0; i < e.length; i += 2) {
+      if (isHole(e[i + 1])) continue;
+      e[j] = e[i];
+      e[j + 1] = e[i + 1];
+      j += 2;
     }
-    if (j === 0) {
-      this.ks = EMPTY;
-      this.vs = EMPTY;
-    } else {
-      ks.length = j;
-      vs.length = j;
-    }
+    if (j === 0) this.e = EMPTY;
+    else e.length = j;
     this.dead = 0;
   }
 
-  /** The position of `key`, or -(insertion point) - 1. Appends and look-ups of the last key are
-   *  the common case (faults come in address order, ids ascend): checked before the binary search. */
+  /** The pair index (even) of `key`, or -(insertion pair index) - 1. Appends and look-ups of the
+   *  last key are the common case (faults come in address order, ids ascend): checked first. */
   private find(key: number): number {
-    const ks = this.ks;
-    let hi = ks.length - 1;
-    if (hi < 0) return -1;
-    const last = ks[hi];
-    if (key >= last) return key === last ? hi : -(hi + 1) - 1;
+    const e = this.e;
+    const n = e.length >> 1;
+    if (n === 0) return -1;
+    const last = e[2 * n - 2] as number;
+    if (key >= last) return key === last ? 2 * n - 2 : -2 * n - 1;
     let lo = 0;
-    hi--;
+    let hi = n - 2;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const k = ks[mid];
+      const k = e[2 * mid] as number;
       if (k < key) lo = mid + 1;
       else if (k > key) hi = mid - 1;
-      else return mid;
+      else return 2 * mid;
     }
-    return -lo - 1;
+    return -2 * lo - 1;
   }
 
   /** The value of `key`; undefined when absent (typed like an integer-keyed Record: a caller that
@@ -83,83 +76,80 @@ export class Table<V> {
   get(key: number): V {
     const i = this.find(key);
     if (i < 0) return undefined as V;
-    const v = this.vs[i];
+    const v = this.e[i + 1];
     return (isHole(v) ? undefined : v) as V;
   }
 
   has(key: number): boolean {
     const i = this.find(key);
-    return i >= 0 && !isHole(this.vs[i]);
+    return i >= 0 && !isHole(this.e[i + 1]);
   }
 
   set(key: number, value: V): this {
     const i = this.find(key);
     if (i >= 0) {
-      if (isHole(this.vs[i])) this.dead--;
-      this.vs[i] = value;
+      if (isHole(this.e[i + 1])) this.dead--;
+      this.e[i + 1] = value;
       return this;
     }
-    if (this.ks === EMPTY) {
-      this.ks = [key];
-      this.vs = [value];
+    if (this.e === EMPTY) {
+      this.e = [key, value];
       return this;
     }
     const at = -i - 1;
-    if (at === this.ks.length) {
-      this.ks.push(key);
-      this.vs.push(value);
-    } else {
-      this.ks.splice(at, 0, key);
-      this.vs.splice(at, 0, value);
-    }
+    if (at === this.e.length) this.e.push(key, value);
+    else this.e.splice(at, 0, key, value);
     return this;
   }
 
   delete(key: number): boolean {
     const i = this.find(key);
-    if (i < 0 || isHole(this.vs[i])) return false;
-    const ks = this.ks;
-    const vs = this.vs;
-    if (i === ks.length - 1) {
-      ks.pop();
-      vs.pop();
+    const e = this.e;
+    if (i < 0 || isHole(e[i + 1])) return false;
+    if (i === e.length - 2) {
+      e.length -= 2;
       // trailing holes go with it
-      while (ks.length && isHole(vs[ks.length - 1])) {
-        ks.pop();
-        vs.pop();
+      while (e.length && isHole(e[e.length - 1])) {
+        e.length -= 2;
         this.dead--;
       }
-      if (ks.length === 0) this.clear();
+      if (e.length === 0) this.clear();
       return true;
     }
-    vs[i] = HOLE as V;
+    e[i + 1] = HOLE as V;
     this.dead++;
-    if (this.dead > 16 && this.dead * 2 > ks.length) this.compact();
+    if (this.dead > 16 && this.dead * 4 > e.length) this.compact();
     return true;
   }
 
   clear(): void {
-    this.ks = EMPTY;
-    this.vs = EMPTY;
+    this.e = EMPTY;
     this.dead = 0;
   }
 
   /** The keys in ascending order (a copy). */
   keys(): number[] {
     if (this.dead) this.compact();
-    return this.ks.slice();
+    const e = this.e;
+    const out: number[] = new Array(e.length >> 1);
+    for (let i = 0; i < out.length; i++) out[i] = e[2 * i] as number;
+    return out;
   }
 
   /** The values in key order (a copy). */
   values(): V[] {
     if (this.dead) this.compact();
-    return this.vs.slice();
+    const e = this.e;
+    const out: V[] = new Array(e.length >> 1);
+    for (let i = 0; i < out.length; i++) out[i] = e[2 * i + 1] as V;
+    return out;
   }
 
   entries(): Array<[number, V]> {
     if (this.dead) this.compact();
-    const out: Array<[number, V]> = new Array(this.ks.length);
-    for (let i = 0; i < this.ks.length; i++) out[i] = [this.ks[i], this.vs[i]];
+    const e = this.e;
+    const out: Array<[number, V]> = new Array(e.length >> 1);
+    for (let i = 0; i < out.length; i++) out[i] = [e[2 * i] as number, e[2 * i + 1] as V];
     return out;
   }
 
@@ -168,19 +158,16 @@ export class Table<V> {
   }
 
   forEach(fn: (value: V, key: number) => void): void {
-    if (this.dead) this.compact();
-    if (this.ks.length === 0) return;
-    const ks = this.ks.slice();
-    const vs = this.vs.slice();
-    for (let i = 0; i < ks.length; i++) fn(vs[i], ks[i]);
+    for (const [k, v] of this.entries()) fn(v, k);
   }
 
-  /** The keys in [lo, hi) that have an entry, ascending (binary search, then a slice). */
+  /** The keys in [lo, hi) that have an entry, ascending (binary search, then a copy). */
   keysIn(lo: number, hi: number): number[] {
     if (this.dead) this.compact();
-    const a = this.lowerBound(lo);
-    const b = this.lowerBound(hi);
-    return a < b ? this.ks.slice(a, b) : [];
+    const out: number[] = [];
+    const e = this.e;
+    for (let i = this.lowerBound(lo); i < e.length && (e[i] as number) < hi; i += 2) out.push(e[i] as number);
+    return out;
   }
 
   /** Removes the entries with keys in [lo, hi) at once and returns their values, ascending. */
@@ -189,57 +176,52 @@ export class Table<V> {
     const a = this.lowerBound(lo);
     const b = this.lowerBound(hi);
     if (a >= b) return [];
-    this.ks.splice(a, b - a);
-    const out = this.vs.splice(a, b - a);
-    if (this.ks.length === 0) this.clear();
+    const gone = this.e.splice(a, b - a);
+    if (this.e.length === 0) this.clear();
+    const out: V[] = new Array(gone.length >> 1);
+    for (let i = 0; i < out.length; i++) out[i] = gone[2 * i + 1] as V;
     return out;
   }
 
   /** Is there any key in [lo, hi)? */
   hasIn(lo: number, hi: number): boolean {
-    for (let i = this.lowerBound(lo); i < this.ks.length && this.ks[i] < hi; i++) if (!isHole(this.vs[i])) return true;
+    const e = this.e;
+    for (let i = this.lowerBound(lo); i < e.length && (e[i] as number) < hi; i += 2) if (!isHole(e[i + 1])) return true;
     return false;
   }
 
+  /** The pair index of the first key >= `key`. */
   private lowerBound(key: number): number {
     const i = this.find(key);
     return i >= 0 ? i : -i - 1;
   }
 
-  /** A copy: keys sliced, each value through `copy` (identity for numbers). */
+  /** A copy: the array sliced, each value through `copy`. */
   clone(copy: (v: V) => V): Table<V> {
     if (this.dead) this.compact();
-    const n = this.ks.length;
-    if (n === 0) return new Table<V>();
-    const vs = this.vs;
-    const out: V[] = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = copy(vs[i]);
-    return new Table(this.ks.slice(), out);
+    if (this.e.length === 0) return new Table<V>();
+    const e = this.e.slice();
+    for (let i = 1; i < e.length; i += 2) e[i] = copy(e[i] as V);
+    return new Table(e);
   }
 
-  /** A copy of a table whose values are plain numbers. */
+  /** A copy of a table whose values are plain numbers: one slice. */
   cloneNumbers(this: Table<number>): Table<number> {
     if (this.dead) this.compact();
-    return this.ks.length ? new Table(this.ks.slice(), this.vs.slice()) : new Table<number>();
+    return this.e.length ? new Table<number>(this.e.slice()) : new Table<number>();
   }
 
-  /** Read-only access for walkers that must not allocate (the canonical form): keys ascending and
-   *  values at the same positions. Callers must not modify the arrays. */
-  rawKeys(): readonly number[] {
+  /** Read-only access for walkers that must not allocate (the canonical form): key, value, key,
+   *  value, ..., keys ascending, no holes. Callers must not modify the array. */
+  raw(): ReadonlyArray<number | V> {
     if (this.dead) this.compact();
-    return this.ks;
-  }
-
-  rawValues(): readonly V[] {
-    if (this.dead) this.compact();
-    return this.vs;
+    return this.e;
   }
 
   /** JSON: an object keyed by the keys in ascending order (golden files, debugging). */
   toJSON(): Record<number, V> {
-    if (this.dead) this.compact();
     const o: Record<number, V> = {};
-    for (let i = 0; i < this.ks.length; i++) o[this.ks[i]] = this.vs[i];
+    for (const [k, v] of this.entries()) o[k] = v;
     return o;
   }
 }
