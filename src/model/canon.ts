@@ -134,7 +134,11 @@ class Encoder {
   }
 
   procRef(pid: number): void {
-    this.w(pid >= 0 && pid < this.procGen.length && this.procGen[pid] === this.gen ? this.procNum[pid] : -1);
+    this.w(this.procName(pid));
+  }
+
+  procName(pid: number): number {
+    return pid >= 0 && pid < this.procGen.length && this.procGen[pid] === this.gen ? this.procNum[pid] : -1;
   }
 
   slotRef(slot: number): void {
@@ -219,30 +223,48 @@ class Encoder {
     }
     this.folioGen[id] = this.gen;
     this.folioNum[id] = this.folios;
-    this.w(this.folios++);
+    const num = this.folios++;
     const o = this.st.folios.offsetOf(id);
     if (o === undefined) {
-      this.w(-2);
+      this.w2(num, -2);
       return;
     }
     this.foliosSeen++;
-    this.folioBody(id, this.st.folios.words(), o);
+    this.folioBody(num, id, this.st.folios.words(), o);
   }
 
-  /** A folio record read straight from the folio heap (layout in folio.ts). */
-  folioBody(id: number, h: readonly number[], o: number): void {
+  /** A folio's canonical number and record, read straight from the folio heap (layout in
+   *  folio.ts). The common shapes (a small folio; not in a cache) take the fewest calls. */
+  folioBody(num: number, id: number, h: readonly number[], o: number): void {
     const nr = h[o + 3];
-    this.w(h[o + 1]); // kind
-    this.wide(h[o + 2]); // hugetlb size
+    // number, kind, hugetlb size (wide: size, 0 for sizes below 2^31)
+    const hs = h[o + 2];
+    if (hs < 2147483648) this.w4(num, h[o + 1], hs, 0);
+    else {
+      this.w2(num, h[o + 1]);
+      this.wide(hs);
+    }
     this.w5(nr, h[o + 5], h[o + 6], h[o + 7], h[o + 10]); // nr, refcount, pincount, entire mapcount, index
     const u = o + FOLIO_HEADER;
-    this.runs(h, u, nr); // mapcount per unit
-    this.runs(h, u + nr, nr); // PG_anon_exclusive per unit
-    this.runs(h, u + 2 * nr, nr); // content per unit
+    if (nr === 1) {
+      // one run each: value, length 1, end
+      this.w3(h[u], 1, -1);
+      this.w3(h[u + 1], 1, -1);
+      this.w3(h[u + 2], 1, -1);
+    } else {
+      this.runs(h, u, nr); // mapcount per unit
+      this.runs(h, u + nr, nr); // PG_anon_exclusive per unit
+      this.runs(h, u + 2 * nr, nr); // content per unit
+    }
     const slot = h[o + 8];
+    const file = h[o + 9];
+    if (slot < 0 && file < 0) {
+      this.w3(0, -1, -1); // not in the swap cache, no slot, no file
+      return;
+    }
     this.w(slot >= 0 && this.st.swapcache.get(slot) === id ? 1 : 0);
     this.slotRef(slot);
-    this.fileRef(h[o + 9]);
+    this.fileRef(file);
   }
 
   pteWords(key: number, p: Pte): void {
@@ -261,8 +283,12 @@ class Encoder {
     this.w5(+mm.hasPinned, mm.lockedVm, mm.pinnedVm, +mm.hugeZeroRef, mm.mmapBase / PAGE_SIZE);
     for (const v of mm.vmas) {
       this.w5(v.start / PAGE_SIZE, v.end / PAGE_SIZE, v.flags, v.pgoff / PAGE_SIZE, +v.anonVma);
-      this.wide(v.hugetlb);
-      this.w(v.resv);
+      // hugetlb size (wide: size, 0 for sizes below 2^31), reservation, file
+      if (v.hugetlb < 2147483648) this.w3(v.hugetlb, 0, v.resv);
+      else {
+        this.wide(v.hugetlb);
+        this.w(v.resv);
+      }
       this.fileRef(v.file);
     }
     this.w(-1);
@@ -321,8 +347,7 @@ class Encoder {
     }
     for (let i = 1; i < procs.length; i += 2) {
       const p = procs[i] as Proc;
-      this.procRef(p.parent);
-      this.w2(+p.alive | (+p.capIpcLock << 1), p.status);
+      this.w3(this.procName(p.parent), +p.alive | (+p.capIpcLock << 1), p.status);
       this.wide(p.memlockLimit);
       this.mmBody(p.mm);
     }
