@@ -224,40 +224,40 @@ class Encoder {
     this.folioGen[id] = this.gen;
     this.folioNum[id] = this.folios;
     const num = this.folios++;
-    const o = this.st.folios.offsetOf(id);
-    if (o === undefined) {
+    const r = this.st.folios.recordOf(id);
+    if (r === undefined) {
       this.w2(num, -2);
       return;
     }
     this.foliosSeen++;
-    this.folioBody(num, id, this.st.folios.words(), o);
+    this.folioBody(num, id, r);
   }
 
-  /** A folio's canonical number and record, read straight from the folio heap (layout in
-   *  folio.ts). The common shapes (a small folio; not in a cache) take the fewest calls. */
-  folioBody(num: number, id: number, h: readonly number[], o: number): void {
-    const nr = h[o + 3];
+  /** A folio's canonical number and record (layout in folio.ts). The common shapes (a small
+   *  folio; not in a cache) take the fewest calls. */
+  folioBody(num: number, id: number, r: readonly number[]): void {
+    const nr = r[3];
     // number, kind, hugetlb size (wide: size, 0 for sizes below 2^31)
-    const hs = h[o + 2];
-    if (hs < 2147483648) this.w4(num, h[o + 1], hs, 0);
+    const hs = r[2];
+    if (hs < 2147483648) this.w4(num, r[1], hs, 0);
     else {
-      this.w2(num, h[o + 1]);
+      this.w2(num, r[1]);
       this.wide(hs);
     }
-    this.w5(nr, h[o + 5], h[o + 6], h[o + 7], h[o + 10]); // nr, refcount, pincount, entire mapcount, index
-    const u = o + FOLIO_HEADER;
+    this.w5(nr, r[5], r[6], r[7], r[10]); // nr, refcount, pincount, entire mapcount, index
+    const u = FOLIO_HEADER;
     if (nr === 1) {
       // one run each: value, length 1, end
-      this.w3(h[u], 1, -1);
-      this.w3(h[u + 1], 1, -1);
-      this.w3(h[u + 2], 1, -1);
+      this.w3(r[u], 1, -1);
+      this.w3(r[u + 1], 1, -1);
+      this.w3(r[u + 2], 1, -1);
     } else {
-      this.runs(h, u, nr); // mapcount per unit
-      this.runs(h, u + nr, nr); // PG_anon_exclusive per unit
-      this.runs(h, u + 2 * nr, nr); // content per unit
+      this.runs(r, u, nr); // mapcount per unit
+      this.runs(r, u + nr, nr); // PG_anon_exclusive per unit
+      this.runs(r, u + 2 * nr, nr); // content per unit
     }
-    const slot = h[o + 8];
-    const file = h[o + 9];
+    const slot = r[8];
+    const file = r[9];
     if (slot < 0 && file < 0) {
       this.w3(0, -1, -1); // not in the swap cache, no slot, no file
       return;

@@ -1,17 +1,17 @@
 /**
- * struct folio, packed: every folio of a state is a record in one array of numbers (the folio
- * heap), found through a Table from folio id to the record's offset. Cloning the folios of a state
- * is then two array slices, however many folios there are, and the canonical form reads a folio's
- * fields as consecutive words. Rules reach a folio through a Folio view, whose properties read and
- * write the record (f.refcount++ works as on an object).
+ * struct folio, packed: each folio is one array of numbers (its record) in a Table keyed by folio
+ * id. Cloning the folios of a state is one slice per folio (an object and three arrays before),
+ * and the canonical form reads a folio's fields as consecutive words. Rules reach a folio through
+ * a Folio view, whose properties read and write the record (f.refcount++ works as on an object).
  *
- * Record layout, at offset o:
- *   o+0 id, o+1 kind (0 anon, 1 file), o+2 hugetlb size in bytes (0 if not hugetlb), o+3 nr units,
- *   o+4 4 KiB pages per unit, o+5 refcount, o+6 pincount, o+7 entire mapcount, o+8 swap slot (or -1),
- *   o+9 page-cache file (or -1), o+10 index in the file, then nr mapcounts, nr PG_anon_exclusive bits
- *   (0/1) and nr content tokens.
- * A freed folio's record stays in the heap as garbage until a clone compacts it away, so a view
- * held across folio_put() still reads the folio's last values, as the object did.
+ * Record layout: 0 id, 1 kind (0 anon, 1 file), 2 hugetlb size in bytes (0 if not hugetlb),
+ * 3 nr units, 4 4 KiB pages per unit, 5 refcount, 6 pincount, 7 entire mapcount, 8 swap slot
+ * (or -1), 9 page-cache file (or -1), 10 index in the file; then per unit its mapcount, its
+ * PG_anon_exclusive (0/1) and its content token, as three runs of nr words.
+ *
+ * (A single heap array for all folios was tried: a clone is then one slice, but V8 grows arrays
+ * past ~16k elements several times slower per word, and a whole selftest run is one state, so the
+ * selftest got 1.5x slower.)
  */
 import { Table } from './table.ts';
 
@@ -31,11 +31,8 @@ const F_ENTIRE = 7;
 const F_SWAP = 8;
 const F_FILE = 9;
 const F_INDEX = 10;
-/** Words before the per-unit arrays. */
+/** Words of a record before its units. */
 export const FOLIO_HEADER = 11;
-
-/** Words of a record of nr units. */
-export const folioWords = (nr: number): number => FOLIO_HEADER + 3 * nr;
 
 /** The plain-object form of a folio (JSON, golden files, tests): the fields of struct folio the
  *  model keeps, per unit where the kernel keeps them per page. */
@@ -67,108 +64,104 @@ export interface FolioJson {
  * Units are 4 KiB pages, except for hugetlb folios, whose single unit is the whole huge page.
  */
 export class Folio {
-  constructor(
-    private readonly h: number[],
-    private readonly o: number,
-  ) {}
+  constructor(private readonly r: number[]) {}
 
   get id(): number {
-    return this.h[this.o];
+    return this.r[F_ID];
   }
   get kind(): FolioKind {
-    return this.h[this.o + F_KIND] === 0 ? 'anon' : 'file';
+    return this.r[F_KIND] === 0 ? 'anon' : 'file';
   }
   /** A hugetlb folio allocated for the page cache becomes anonymous when a private mapping takes it. */
   set kind(v: FolioKind) {
-    this.h[this.o + F_KIND] = v === 'anon' ? 0 : 1;
+    this.r[F_KIND] = v === 'anon' ? 0 : 1;
   }
   /** 0 for 4 KiB and THP folios; the huge page size in bytes for hugetlb folios. */
   get hugetlb(): number {
-    return this.h[this.o + F_HUGETLB];
+    return this.r[F_HUGETLB];
   }
   /** number of units (512 for a PMD THP, 1 for small and hugetlb folios) */
   get nr(): number {
-    return this.h[this.o + F_NR];
+    return this.r[F_NR];
   }
   /** 4 KiB pages per unit (1, or hugetlb size / 4096) */
   get sub(): number {
-    return this.h[this.o + F_SUB];
+    return this.r[F_SUB];
   }
   get refcount(): number {
-    return this.h[this.o + F_REF];
+    return this.r[F_REF];
   }
   set refcount(v: number) {
-    this.h[this.o + F_REF] = v;
+    this.r[F_REF] = v;
   }
   get pincount(): number {
-    return this.h[this.o + F_PIN];
+    return this.r[F_PIN];
   }
   set pincount(v: number) {
-    this.h[this.o + F_PIN] = v;
+    this.r[F_PIN] = v;
   }
   get entireMapcount(): number {
-    return this.h[this.o + F_ENTIRE];
+    return this.r[F_ENTIRE];
   }
   set entireMapcount(v: number) {
-    this.h[this.o + F_ENTIRE] = v;
+    this.r[F_ENTIRE] = v;
   }
   /** PG_swapcache: first swap slot of the folio, or -1 */
   get swapSlot(): number {
-    return this.h[this.o + F_SWAP];
+    return this.r[F_SWAP];
   }
   set swapSlot(v: number) {
-    this.h[this.o + F_SWAP] = v;
+    this.r[F_SWAP] = v;
   }
   /** page cache owner: file id, or -1 for anon folios */
   get file(): number {
-    return this.h[this.o + F_FILE];
+    return this.r[F_FILE];
   }
   set file(v: number) {
-    this.h[this.o + F_FILE] = v;
+    this.r[F_FILE] = v;
   }
   /** page index in the file (in units) of unit 0 */
   get index(): number {
-    return this.h[this.o + F_INDEX];
+    return this.r[F_INDEX];
   }
   set index(v: number) {
-    this.h[this.o + F_INDEX] = v;
+    this.r[F_INDEX] = v;
   }
 
   /** PTE mappings of unit i. */
   mapcountAt(i: number): number {
-    return this.h[this.o + FOLIO_HEADER + i];
+    return this.r[FOLIO_HEADER + i];
   }
   setMapcount(i: number, v: number): void {
-    this.h[this.o + FOLIO_HEADER + i] = v;
+    this.r[FOLIO_HEADER + i] = v;
   }
   /** PageAnonExclusive() of unit i. */
   exclusiveAt(i: number): boolean {
-    return this.h[this.o + FOLIO_HEADER + this.nr + i] !== 0;
+    return this.r[FOLIO_HEADER + this.nr + i] !== 0;
   }
   /** SetPageAnonExclusive() / ClearPageAnonExclusive() of unit i. */
   setExclusive(i: number, v: boolean): void {
-    this.h[this.o + FOLIO_HEADER + this.nr + i] = v ? 1 : 0;
+    this.r[FOLIO_HEADER + this.nr + i] = v ? 1 : 0;
   }
   /** The content token of unit i. */
   dataAt(i: number): Token {
-    return this.h[this.o + FOLIO_HEADER + 2 * this.nr + i];
+    return this.r[FOLIO_HEADER + 2 * this.nr + i];
   }
   setData(i: number, t: Token): void {
-    this.h[this.o + FOLIO_HEADER + 2 * this.nr + i] = t;
+    this.r[FOLIO_HEADER + 2 * this.nr + i] = t;
   }
 
   /** Copies of the per-unit arrays, for readers that want them whole (tests, JSON). */
   get mapcount(): readonly number[] {
-    const at = this.o + FOLIO_HEADER;
-    return this.h.slice(at, at + this.nr);
+    return this.r.slice(FOLIO_HEADER, FOLIO_HEADER + this.nr);
   }
   get exclusive(): readonly boolean[] {
-    const at = this.o + FOLIO_HEADER + this.nr;
-    return this.h.slice(at, at + this.nr).map((x) => x !== 0);
+    const at = FOLIO_HEADER + this.nr;
+    return this.r.slice(at, at + this.nr).map((x) => x !== 0);
   }
   get data(): readonly Token[] {
-    const at = this.o + FOLIO_HEADER + 2 * this.nr;
-    return this.h.slice(at, at + this.nr);
+    const at = FOLIO_HEADER + 2 * this.nr;
+    return this.r.slice(at, at + this.nr);
   }
 
   toJSON(): FolioJson {
@@ -191,35 +184,32 @@ export class Folio {
   }
 }
 
-/** The folios of a state: the heap of records and the id -> offset table. */
+/** The folios of a state: folio id -> record. */
 export class FolioTable {
-  constructor(
-    /** records in [0, top); every word from top on is 0 (fresh capacity) */
-    private heap: number[] = [],
-    private readonly at: Table<number> = new Table<number>(),
-    /** words of freed records still in the heap */
-    private garbage = 0,
-    private top = heap.length,
-  ) {}
+  constructor(private readonly t: Table<number[]> = new Table<number[]>()) {}
 
   get size(): number {
-    return this.at.size;
+    return this.t.size;
   }
 
   has(id: number): boolean {
-    return this.at.has(id);
+    return this.t.has(id);
   }
 
   /** The folio `id`; undefined when there is none (typed like Table.get: callers that may miss check). */
   get(id: number): Folio {
-    const o = this.at.get(id);
-    return (o === undefined ? undefined : new Folio(this.heap, o)) as Folio;
+    const r = this.t.get(id);
+    return (r === undefined ? undefined : new Folio(r)) as Folio;
   }
 
-  /** A new folio record: no references, no mappings, not exclusive; content `data` per unit, or
-   *  `fill` everywhere. Capacity grows by doubling and is zero, so only the header and non-zero
-   *  content are written (a THP is 1,547 words). V8 grows large arrays slowly (tens of ns per
-   *  word), which is why tidy() keeps the heap near its live size. */
+  /** The record of folio `id`, for walkers that read it word by word (the canonical form);
+   *  undefined if none. Callers must not modify it. */
+  recordOf(id: number): readonly number[] | undefined {
+    return this.t.get(id);
+  }
+
+  /** A new folio: no references, no mappings, not exclusive; content `data` per unit, or one
+   *  token everywhere. */
   alloc(
     id: number,
     kind: FolioKind,
@@ -230,56 +220,42 @@ export class FolioTable {
     file: number,
     index: number,
   ): Folio {
-    const o = this.top;
-    const end = o + folioWords(nr);
-    const h = this.heap;
-    if (end > h.length) {
-      // grow in place (views hold this array): set the length, then zero the new words
-      const old = h.length;
-      const want = Math.max(end, 2 * old, 256);
-      h.length = want;
-      h.fill(0, old, want);
+    if (this.t.has(id)) throw new Error(`folio ${id} exists`);
+    const k = kind === 'anon' ? 0 : 1;
+    let r: number[];
+    if (nr === 1) r = [id, k, hugetlb, 1, sub, 0, 0, 0, -1, file, index, 0, 0, typeof data === 'number' ? data : data[0]];
+    else {
+      r = new Array(FOLIO_HEADER + 3 * nr).fill(0);
+      r[F_ID] = id;
+      r[F_KIND] = k;
+      r[F_HUGETLB] = hugetlb;
+      r[F_NR] = nr;
+      r[F_SUB] = sub;
+      r[F_SWAP] = -1;
+      r[F_FILE] = file;
+      r[F_INDEX] = index;
+      const d = FOLIO_HEADER + 2 * nr;
+      if (typeof data === 'number') {
+        if (data !== 0) for (let i = 0; i < nr; i++) r[d + i] = data;
+      } else for (let i = 0; i < nr; i++) r[d + i] = data[i];
     }
-    this.top = end;
-    h[o + F_ID] = id;
-    h[o + F_KIND] = kind === 'anon' ? 0 : 1;
-    h[o + F_HUGETLB] = hugetlb;
-    h[o + F_NR] = nr;
-    h[o + F_SUB] = sub;
-    h[o + F_SWAP] = -1;
-    h[o + F_FILE] = file;
-    h[o + F_INDEX] = index;
-    const d = o + FOLIO_HEADER + 2 * nr;
-    if (typeof data === 'number') {
-      if (data !== 0) for (let i = 0; i < nr; i++) h[d + i] = data;
-    } else for (let i = 0; i < nr; i++) h[d + i] = data[i];
-    this.at.set(id, o);
-    return new Folio(h, o);
+    this.t.set(id, r);
+    return new Folio(r);
   }
 
-  /** Forgets folio `id` (folio freed); its record becomes garbage. */
+  /** Forgets folio `id` (folio freed). A view held on it keeps reading its last values. */
   delete(id: number): boolean {
-    const o = this.at.get(id);
-    if (o === undefined) return false;
-    this.at.delete(id);
-    this.garbage += folioWords(this.heap[o + F_NR]);
-    return true;
+    return this.t.delete(id);
   }
 
   /** Folio ids, ascending. */
   keys(): number[] {
-    return this.at.keys();
-  }
-
-  /** id, offset, id, offset, ... ids ascending (for walkers; do not modify). */
-  raw(): ReadonlyArray<number> {
-    return this.at.raw();
+    return this.t.keys();
   }
 
   /** Views of every folio, by ascending id. */
   values(): Folio[] {
-    const h = this.heap;
-    return this.at.values().map((o) => new Folio(h, o));
+    return this.t.values().map((r) => new Folio(r));
   }
 
   entries(): Array<[number, Folio]> {
@@ -290,49 +266,9 @@ export class FolioTable {
     return this.entries()[Symbol.iterator]();
   }
 
-  /** The heap and the offset of folio `id` (undefined if none), for walkers that read records
-   *  word by word (the canonical form). Callers must not modify the heap. */
-  words(): readonly number[] {
-    return this.heap;
-  }
-
-  offsetOf(id: number): number | undefined {
-    return this.at.get(id);
-  }
-
-  /** A copy sharing nothing: two slices, or a compacted heap when freed records outweigh live ones. */
+  /** A copy sharing nothing: one slice per folio. */
   clone(): FolioTable {
-    if (this.garbage * 2 > this.top) return this.compacted();
-    return new FolioTable(this.heap.slice(0, this.top), this.at.cloneNumbers(), this.garbage);
-  }
-
-  /** Drops the garbage of a long run (a whole selftest is one state) when it outweighs the live
-   *  records. Call only between operations: views taken before keep reading the old heap. */
-  tidy(): void {
-    if (this.garbage < 4096 || this.garbage * 2 <= this.top) return;
-    const c = this.compacted();
-    this.heap = c.heap;
-    this.at.clear();
-    const r = c.at.raw();
-    for (let i = 0; i < r.length; i += 2) this.at.set(r[i], r[i + 1]);
-    this.garbage = 0;
-    this.top = c.top;
-  }
-
-  private compacted(): FolioTable {
-    const h = this.heap;
-    const heap: number[] = new Array(this.top - this.garbage);
-    const at = new Table<number>();
-    const r = this.at.raw();
-    let n = 0;
-    for (let i = 0; i < r.length; i += 2) {
-      const o = r[i + 1];
-      at.set(r[i], n);
-      const end = o + folioWords(h[o + F_NR]);
-      for (let j = o; j < end; j++) heap[n++] = h[j];
-    }
-    if (n !== heap.length) throw new Error(`folio heap: ${n} live words, expected ${heap.length}`);
-    return new FolioTable(heap, at, 0);
+    return new FolioTable(this.t.clone(copyRecord));
   }
 
   toJSON(): Record<number, FolioJson> {
@@ -341,3 +277,5 @@ export class FolioTable {
     return out;
   }
 }
+
+const copyRecord = (r: number[]): number[] => r.slice();

@@ -74,7 +74,6 @@ export class Sim {
   }
 
   private done<T>(x: T): T {
-    this.k.s.folios.tidy();
     if (this.check) checkInvariants(this.k);
     return x;
   }

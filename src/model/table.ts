@@ -14,6 +14,9 @@
  * and before any walk over the array.
  */
 
+/** Tables with more entries than this get a Map index for look-ups. */
+const INDEXED = 32;
+
 const EMPTY: never[] = Object.freeze([]) as unknown as never[];
 
 /** The value of a deleted key. NaN: a number, so an array of numbers stays an unboxed number
@@ -27,6 +30,9 @@ export class Table<V> {
   private e: Array<number | V>;
   /** holes in e */
   private dead = 0;
+  /** key -> value for a table past INDEXED entries, built at its first look-up and kept up to
+   *  date (a binary search over 512 PTEs costs more than the hash probe); never cloned */
+  private idx: Map<number, V> | null = null;
 
   constructor(pairs: Array<number | V> = EMPTY) {
     this.e = pairs;
@@ -59,6 +65,10 @@ export class Table<V> {
     if (n === 0) return -1;
     const last = e[2 * n - 2] as number;
     if (key >= last) return key === last ? 2 * n - 2 : -2 * n - 1;
+    // keys are often consecutive (the PTEs of a range, the slots of a swapped-out THP): try the
+    // position the key would have if they were
+    const g = key - (e[0] as number);
+    if (g >= 0 && g < n && e[2 * g] === key) return 2 * g;
     let lo = 0;
     let hi = n - 2;
     while (lo <= hi) {
@@ -74,18 +84,30 @@ export class Table<V> {
   /** The value of `key`; undefined when absent (typed like an integer-keyed Record: a caller that
    *  may miss checks). */
   get(key: number): V {
+    if (this.idx !== null) return this.idx.get(key) as V;
+    if (this.e.length >> 1 > INDEXED) return this.index().get(key) as V;
     const i = this.find(key);
     if (i < 0) return undefined as V;
     const v = this.e[i + 1];
     return (isHole(v) ? undefined : v) as V;
   }
 
+  private index(): Map<number, V> {
+    const m = new Map<number, V>();
+    const e = this.e;
+    for (let i = 0; i < e.length; i += 2) if (!isHole(e[i + 1])) m.set(e[i] as number, e[i + 1] as V);
+    this.idx = m;
+    return m;
+  }
+
   has(key: number): boolean {
+    if (this.idx !== null) return this.idx.has(key);
     const i = this.find(key);
     return i >= 0 && !isHole(this.e[i + 1]);
   }
 
   set(key: number, value: V): this {
+    if (this.idx !== null) this.idx.set(key, value);
     const i = this.find(key);
     if (i >= 0) {
       if (isHole(this.e[i + 1])) this.dead--;
@@ -103,14 +125,17 @@ export class Table<V> {
   }
 
   delete(key: number): boolean {
+    if (this.idx !== null && !this.idx.delete(key)) return false;
     const i = this.find(key);
     const e = this.e;
     if (i < 0 || isHole(e[i + 1])) return false;
     if (i === e.length - 2) {
-      e.length -= 2;
+      e.pop();
+      e.pop();
       // trailing holes go with it
       while (e.length && isHole(e[e.length - 1])) {
-        e.length -= 2;
+        e.pop();
+        e.pop();
         this.dead--;
       }
       if (e.length === 0) this.clear();
@@ -125,6 +150,7 @@ export class Table<V> {
   clear(): void {
     this.e = EMPTY;
     this.dead = 0;
+    this.idx = null;
   }
 
   /** The keys in ascending order (a copy). */
@@ -177,6 +203,7 @@ export class Table<V> {
     const b = this.lowerBound(hi);
     if (a >= b) return [];
     const gone = this.e.splice(a, b - a);
+    if (this.idx !== null) for (let i = 0; i < gone.length; i += 2) this.idx.delete(gone[i] as number);
     if (this.e.length === 0) this.clear();
     const out: V[] = new Array(gone.length >> 1);
     for (let i = 0; i < out.length; i++) out[i] = gone[2 * i + 1] as V;
