@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { encodeState } from '../../src/model/canon.ts';
 import { EINVAL, ENOMEM, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, TASK_SIZE } from '../../src/model/constants.ts';
@@ -25,7 +26,7 @@ function build(token = 1) {
 test('cloneState gives an equal state with an equal hash', () => {
   const { sim } = build();
   const c = cloneState(sim.state);
-  // (internals such as the folio heap's spare capacity may differ; the plain form may not)
+  // (internals such as a big table's look-up index may differ; the plain form may not)
   assert.equal(hashState(c), hashState(sim.state));
   assert.equal(canonicalJson(c), canonicalJson(sim.state));
 });
@@ -161,4 +162,37 @@ test('a folio or swap slot nothing refers to still counts in the canonical form 
   leakSlot.swap.set(9999, { count: 0, data: 42 });
   assert.notEqual(hashState(leakSlot), h);
   assert.notEqual(hashState(leakSlot), hashState(leakFolio));
+});
+
+/**
+ * The canonical form is the explorer's notion of "the same state": a change of the model's storage
+ * must not change it. These fingerprints were taken before the storage became packed tables and
+ * folio records (session 3) and must stay; regenerate (UPDATE_GOLDEN=1) only for a deliberate
+ * change of the canonical form.
+ */
+test('fingerprints of fixed states stay as recorded (test/golden/fingerprints.txt)', () => {
+  const lines: string[] = [];
+  for (const kernel of ['v5.7', 'v5.9', 'v6.1', 'v6.2', 'latest']) {
+    const k = mkSim(kernel);
+    const a = anon(k, 4 * PAGE_SIZE);
+    k.memset(1, a, 1, 2 * PAGE_SIZE);
+    k.read(1, a + 2 * PAGE_SIZE, PAGE_SIZE);
+    const c = k.fork(1);
+    const p = k.pipe();
+    k.vmsplice(c, p, a, PAGE_SIZE);
+    k.gupTestStart(1, a + PAGE_SIZE, PAGE_SIZE, false, false);
+    lines.push(`${kernel} small ${hashState(k.state)} ${encodeState(k.state).length}`);
+    const t = thpArea(k);
+    k.memset(1, t, 2, PMD_SIZE);
+    k.fork(1);
+    k.madvise(1, t, PMD_SIZE, MADV_PAGEOUT);
+    lines.push(`${kernel} thp+swap ${hashState(k.state)} ${encodeState(k.state).length}`);
+    const fd = k.tmpfile();
+    k.pwrite(fd, 0, 2 * PAGE_SIZE, 4);
+    lines.push(`${kernel} file ${hashState(k.state)} ${encodeState(k.state).length}`);
+  }
+  const got = `${lines.join('\n')}\n`;
+  const file = new URL('../golden/fingerprints.txt', import.meta.url);
+  if (process.env.UPDATE_GOLDEN) writeFileSync(file, got);
+  assert.equal(got, readFileSync(file, 'utf8'));
 });

@@ -10,9 +10,10 @@ type Op =
   | { op: 'clone' }
   | { op: 'clear' };
 
-const key = fc.integer({ min: 0, max: 40 });
+// up to 80 keys: past the size at which a table indexes its keys in a Map (32)
+const key = fc.integer({ min: 0, max: 80 });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('set' as const), key, value: fc.integer({ min: -5, max: 1000 }) }) },
+  { weight: 8, arbitrary: fc.record({ op: fc.constant('set' as const), key, value: fc.integer({ min: -5, max: 1000 }) }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('delete' as const), key }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('removeIn' as const), lo: key, hi: key }) },
   { weight: 1, arbitrary: fc.constant({ op: 'clone' as const }) },
@@ -36,15 +37,16 @@ function expectSame(t: Table<number>, m: Map<number, number>): void {
     t.entries(),
     keys.map((k) => [k, m.get(k)]),
   );
-  for (let k = -1; k <= 41; k++) {
+  for (let k = -1; k <= 81; k++) {
     assert.equal(t.get(k), m.get(k));
     assert.equal(t.has(k), m.has(k));
   }
   for (const [lo, hi] of [
-    [0, 41],
+    [0, 81],
     [5, 17],
     [17, 5],
     [40, 41],
+    [30, 75],
   ]) {
     const inside = keys.filter((k) => k >= lo && k < hi);
     assert.deepEqual(t.keysIn(lo, hi), inside);
@@ -55,7 +57,7 @@ function expectSame(t: Table<number>, m: Map<number, number>): void {
 
 test('Table behaves as a Map with keys in ascending order, through sets, deletes (holes), range removals and clones', () => {
   fc.assert(
-    fc.property(fc.array(opArb, { maxLength: 120 }), (ops) => {
+    fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => {
       let t = new Table<number>();
       let m = new Map<number, number>();
       const older: Array<[Table<number>, Map<number, number>]> = [];
@@ -138,4 +140,33 @@ test('Table: a clone of objects copies each value through the given function and
   const ec = e.cloneNumbers();
   ec.set(1, 1);
   assert.equal(e.size, 0);
+});
+
+test('Table: a big table answers look-ups from its Map index, kept right through sets, deletes, range removals and clears', () => {
+  const t = new Table<number>();
+  const m = new Map<number, number>();
+  for (let k = 0; k < 200; k += 2) {
+    t.set(k, k * 10);
+    m.set(k, k * 10);
+  }
+  assert.equal(t.get(50), 500); // builds the index
+  t.set(51, 1);
+  m.set(51, 1);
+  t.set(50, 7);
+  m.set(50, 7);
+  assert.equal(t.delete(52), m.delete(52));
+  assert.equal(t.delete(53), m.delete(53));
+  for (const v of t.removeIn(100, 120)) assert.ok(v >= 1000 && v < 1200);
+  for (const k of [...m.keys()]) if (k >= 100 && k < 120) m.delete(k);
+  const c = t.cloneNumbers(); // a clone starts without an index and must agree too
+  for (let k = -1; k < 202; k++) {
+    assert.equal(t.get(k), m.get(k), `get ${k}`);
+    assert.equal(t.has(k), m.has(k), `has ${k}`);
+    assert.equal(c.get(k), m.get(k), `clone get ${k}`);
+  }
+  assert.equal(t.size, m.size);
+  t.clear();
+  assert.equal(t.get(0), undefined);
+  t.set(0, 3);
+  assert.equal(t.get(0), 3);
 });
