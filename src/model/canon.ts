@@ -16,7 +16,44 @@
  * through generation-stamped scratch arrays instead of Maps, no strings.
  */
 import { PAGE_SIZE } from './constants.ts';
-import type { File, Folio, Mm, Pte, State } from './types.ts';
+import {
+  BIT_DIRTY,
+  BIT_EXCLUSIVE,
+  BIT_SOFT_DIRTY,
+  BIT_WRITE,
+  entryBits,
+  entryRef,
+  KIND_MASK,
+  OFF_SHIFT,
+  PTE_PAGE,
+  PTE_SWAP,
+  PTE_ZERO,
+} from './pagetable.ts';
+import type { File, Folio, Mm, State } from './types.ts';
+
+// The canonical word of a page-table entry's kind and flags, from its raw value (pagetable.ts).
+// The positions predate the packed entries and are kept, so the canonical form did not change.
+
+/** A PTE: kind (page 1, zero 2, swap 3), then write 3, dirty 4, soft-dirty 5; a swap PTE's
+ *  exclusive marker at 3. */
+export function pteCanonWord(w: number): number {
+  const bits = entryBits(w);
+  const kind = bits & KIND_MASK;
+  if (kind === PTE_PAGE) return PTE_PAGE | ((bits & (BIT_WRITE | BIT_DIRTY | BIT_SOFT_DIRTY)) << 1);
+  if (kind === PTE_ZERO) return PTE_ZERO | ((bits & BIT_SOFT_DIRTY) << 1);
+  return PTE_SWAP | ((bits & BIT_EXCLUSIVE) >>> 2) | ((bits & BIT_SOFT_DIRTY) << 1);
+}
+
+/** A PMD leaf: kind (thp 1, hugezero 2), then write 3, dirty 4, soft-dirty 5. */
+export function pmdCanonWord(w: number): number {
+  const bits = entryBits(w);
+  return (bits & KIND_MASK) | ((bits & (BIT_WRITE | BIT_DIRTY | BIT_SOFT_DIRTY)) << 1);
+}
+
+/** A hugetlb entry: write 0, dirty 1. */
+export function hugeCanonWord(w: number): number {
+  return (entryBits(w) & (BIT_WRITE | BIT_DIRTY)) >>> 2;
+}
 
 function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   let len = a.length;
@@ -209,18 +246,16 @@ class Encoder {
     this.fileRef(f.file);
   }
 
-  pteWords(key: number, p: Pte): void {
+  /** A PTE from its raw value: key, kind and flags, then the unit and the folio, or the slot. */
+  pteWords(key: number, w: number): void {
+    const bits = entryBits(w);
+    const kind = bits & KIND_MASK;
     this.w(key);
-    if (p.t === 'page') {
-      this.w(1 | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-      this.w(p.off);
-      this.folioRef(p.folio);
-    } else if (p.t === 'zero') {
-      this.w(2 | (+p.softDirty << 5));
-    } else {
-      this.w(3 | (+p.exclusive << 3) | (+p.softDirty << 5));
-      this.slotRef(p.slot);
-    }
+    this.w(pteCanonWord(w));
+    if (kind === PTE_PAGE) {
+      this.w(bits >>> OFF_SHIFT);
+      this.folioRef(entryRef(w));
+    } else if (kind === PTE_SWAP) this.slotRef(entryRef(w));
   }
 
   mmBody(mm: Mm): void {
@@ -240,27 +275,26 @@ class Encoder {
       this.fileRef(v.file);
     }
     this.w(-1);
-    // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP; tables keep keys sorted)
+    // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP; tables keep keys sorted),
+    // read as raw values without decoding them
     const pk = mm.pte.rawKeys();
-    const pv = mm.pte.rawValues();
-    for (let i = 0; i < pk.length; i++) this.pteWords(pk[i], pv[i]);
+    const pw = mm.pte.rawWords();
+    for (let i = 0; i < pk.length; i++) this.pteWords(pk[i], pw[i]);
     this.w(-1);
     const mk = mm.pmd.rawKeys();
-    const mv = mm.pmd.rawValues();
+    const mw = mm.pmd.rawWords();
     for (let i = 0; i < mk.length; i++) {
-      const p = mv[i];
       this.w(mk[i]);
-      this.w((p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-      this.folioRef(p.folio);
+      this.w(pmdCanonWord(mw[i]));
+      this.folioRef(entryRef(mw[i]));
     }
     this.w(-1);
     const hk = mm.huge.rawKeys();
-    const hv = mm.huge.rawValues();
+    const hw = mm.huge.rawWords();
     for (let i = 0; i < hk.length; i++) {
-      const p = hv[i];
       this.w(hk[i]);
-      this.w(+p.write | (+p.dirty << 1));
-      this.folioRef(p.folio);
+      this.w(hugeCanonWord(hw[i]));
+      this.folioRef(entryRef(hw[i]));
     }
     this.w(-1);
   }

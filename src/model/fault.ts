@@ -72,7 +72,7 @@ export function handleMmFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: num
       if (wpHugePmd(k, mm, vma, pv, flags) === 'done') return 'ok';
       // VM_FAULT_FALLBACK: the PMD was split; handle the fault at PTE level
     } else {
-      if (flags & FAULT_FLAG_WRITE) leaf.dirty = true;
+      if (flags & FAULT_FLAG_WRITE && !leaf.dirty) mm.pmd.set(pv, { ...leaf, dirty: true });
       return 'ok';
     }
   }
@@ -209,9 +209,7 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     emitMm(k, mm, 'unshare: THP already exclusive', pv * PAGE_SIZE);
     return 'done';
   }
-  leaf.dirty = true;
-  leaf.softDirty = true;
-  if (vma.flags & VM_WRITE) leaf.write = true;
+  mm.pmd.set(pv, { ...leaf, write: leaf.write || (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   emitMm(k, mm, 'reuse THP', pv * PAGE_SIZE);
   return 'done';
 }
@@ -246,7 +244,7 @@ function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): 
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !('write' in pte && pte.write)) {
     return doWpPage(k, mm, vma, vpn, flags);
   }
-  if (flags & FAULT_FLAG_WRITE && pte.t === 'page') pte.dirty = true;
+  if (flags & FAULT_FLAG_WRITE && pte.t === 'page' && !pte.dirty) mm.pte.set(vpn, { ...pte, dirty: true });
   return 'ok';
 }
 
@@ -318,7 +316,7 @@ function needsWriteNotify(k: Ctx, vma: Vma): boolean {
  *   count (CVE-2020-29374).
  * A reused page becomes PG_anon_exclusive (page_move_anon_rmap; before 5.19 just our marker).
  */
-function wpCanReuseAnon(k: Ctx, mm: Mm, pte: PagePte): boolean {
+function wpCanReuseAnon(k: Ctx, mm: Mm, pte: Readonly<PagePte>): boolean {
   const f = folio(k, pte.folio);
   if (k.sw['anon-exclusive'] && f.exclusive[pte.off]) return true;
   let reuse: boolean;
@@ -361,8 +359,8 @@ function largeFolioOwnedBy(mm: Mm, f: Folio): boolean {
   const maps = folioMapcount(f);
   if (f.refcount !== maps || f.swapSlot >= 0) return false;
   let own = 0;
-  for (const p of mm.pte.rawValues()) if (p.t === 'page' && p.folio === f.id) own++;
-  for (const l of mm.pmd.rawValues()) if (l.folio === f.id) own++;
+  for (const p of mm.pte.values()) if (p.t === 'page' && p.folio === f.id) own++;
+  for (const l of mm.pmd.values()) if (l.folio === f.id) own++;
   return own === maps;
 }
 
@@ -377,11 +375,7 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   const addr = vpn * PAGE_SIZE;
   if (vmaIsShared(vma)) {
-    if (pte.t === 'page') {
-      pte.write = true;
-      pte.dirty = true;
-      pte.softDirty = true;
-    }
+    if (pte.t === 'page') mm.pte.set(vpn, { t: 'page', folio: pte.folio, off: pte.off, write: true, dirty: true, softDirty: true });
     emitMm(k, mm, 'make shared page writable', addr);
     return 'ok';
   }
@@ -391,9 +385,8 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
         emitMm(k, mm, 'unshare: reuse exclusive anon page', addr);
         return 'ok';
       }
-      pte.dirty = true;
-      pte.softDirty = true;
-      if (vma.flags & VM_WRITE) pte.write = true;
+      const write = pte.write || (vma.flags & VM_WRITE) !== 0;
+      mm.pte.set(vpn, { t: 'page', folio: pte.folio, off: pte.off, write, dirty: true, softDirty: true });
       emitMm(k, mm, 'reuse anon page', addr, `folio ${pte.folio}`);
       return 'ok';
     }
@@ -471,11 +464,11 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     mm.huge.set(hv, { folio: id, write, dirty: false });
     emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
     if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
-    if (flags & FAULT_FLAG_WRITE) mm.huge.get(hv).dirty = true;
+    if (flags & FAULT_FLAG_WRITE) mm.huge.set(hv, { folio: id, write, dirty: true });
     return 'ok';
   }
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !leaf.write) return hugetlbWp(k, mm, vma, hv, flags);
-  if (flags & FAULT_FLAG_WRITE) leaf.dirty = true;
+  if (flags & FAULT_FLAG_WRITE && !leaf.dirty) mm.huge.set(hv, { ...leaf, dirty: true });
   return 'ok';
 }
 
@@ -490,17 +483,13 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   if (k.sw['hugetlb-no-force-write'] && !unshare && !(vma.flags & VM_WRITE)) return 'sigsegv';
   const leaf = mm.huge.get(hv);
   if (vmaIsShared(vma)) {
-    leaf.write = true;
-    leaf.dirty = true;
+    mm.huge.set(hv, { ...leaf, write: true, dirty: true });
     return 'ok';
   }
   const old = folio(k, leaf.folio);
   if (old.kind === 'anon' && pageMapcount(old, 0) === 1) {
     old.exclusive[0] = true;
-    if (!unshare) {
-      leaf.write = true;
-      leaf.dirty = true;
-    }
+    if (!unshare) mm.huge.set(hv, { ...leaf, write: true, dirty: true });
     emitMm(k, mm, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
     return 'ok';
   }

@@ -4,18 +4,16 @@
  */
 import { fingerprint } from './canon.ts';
 import type { Machine } from './machine.ts';
+import { newHugeTable, newPmdTable, newPteTable } from './pagetable.ts';
 import {
   type File,
   type Folio,
-  type HugeLeaf,
   type Mm,
   newTable,
   type PageRun,
   type PinSet,
   type Pipe,
-  type PmdLeaf,
   type Proc,
-  type Pte,
   type State,
   type SwapSlot,
   type Vma,
@@ -61,9 +59,9 @@ export function createState(m: Machine): State {
 export function emptyMm(): Mm {
   return {
     vmas: [],
-    pte: newTable(),
-    pmd: newTable(),
-    huge: newTable(),
+    pte: newPteTable(),
+    pmd: newPmdTable(),
+    huge: newHugeTable(),
     hasPinned: false,
     lockedVm: 0,
     pinnedVm: 0,
@@ -74,13 +72,6 @@ export function emptyMm(): Mm {
 
 // Cloning is written out field by field: object literals of a fixed shape are several times
 // faster than spreads and keep V8's hidden classes monomorphic (the explorer clones every state).
-
-const clonePte = (p: Pte): Pte =>
-  p.t === 'page'
-    ? { t: 'page', folio: p.folio, off: p.off, write: p.write, dirty: p.dirty, softDirty: p.softDirty }
-    : p.t === 'zero'
-      ? { t: 'zero', softDirty: p.softDirty }
-      : { t: 'swap', slot: p.slot, exclusive: p.exclusive, softDirty: p.softDirty };
 
 const cloneFolio = (f: Folio): Folio => ({
   id: f.id,
@@ -110,15 +101,12 @@ const cloneVma = (v: Vma): Vma => ({
   resv: v.resv,
 });
 
-const clonePmd = (l: PmdLeaf): PmdLeaf => ({ t: l.t, folio: l.folio, write: l.write, dirty: l.dirty, softDirty: l.softDirty });
-const cloneHuge = (l: HugeLeaf): HugeLeaf => ({ folio: l.folio, write: l.write, dirty: l.dirty });
-
 function cloneMm(mm: Mm): Mm {
   return {
     vmas: mm.vmas.map(cloneVma),
-    pte: mm.pte.clone(clonePte),
-    pmd: mm.pmd.clone(clonePmd),
-    huge: mm.huge.clone(cloneHuge),
+    pte: mm.pte.clone(),
+    pmd: mm.pmd.clone(),
+    huge: mm.huge.clone(),
     hasPinned: mm.hasPinned,
     lockedVm: mm.lockedVm,
     pinnedVm: mm.pinnedVm,

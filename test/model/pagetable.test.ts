@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { hugeCanonWord, pmdCanonWord, pteCanonWord } from '../../src/model/canon.ts';
 import {
   entryBits,
   entryRef,
@@ -100,6 +101,22 @@ test('codec: an offset or reference that does not fit is refused, not wrapped', 
     assert.throws(() => pteVal({ t: 'page', folio: 1, off, write: false, dirty: false, softDirty: false }), RangeError);
   assert.throws(() => pteVal({ t: 'swap', slot: -5, exclusive: false, softDirty: false }), RangeError);
   assert.throws(() => hugeVal({ folio: 1.5, write: false, dirty: false }), RangeError);
+});
+
+test('canonical words from raw values are those of the object form (canon.ts positions)', () => {
+  const b = (x: boolean) => +x;
+  for (const p of everyPte()) {
+    const want =
+      p.t === 'page'
+        ? 1 | (b(p.write) << 3) | (b(p.dirty) << 4) | (b(p.softDirty) << 5)
+        : p.t === 'zero'
+          ? 2 | (b(p.softDirty) << 5)
+          : 3 | (b(p.exclusive) << 3) | (b(p.softDirty) << 5);
+    assert.equal(pteCanonWord(pteVal(p)), want, JSON.stringify(p));
+  }
+  for (const l of everyPmd())
+    assert.equal(pmdCanonWord(pmdVal(l)), (l.t === 'thp' ? 1 : 2) | (b(l.write) << 3) | (b(l.dirty) << 4) | (b(l.softDirty) << 5));
+  for (const l of everyHuge()) assert.equal(hugeCanonWord(hugeVal(l)), b(l.write) | (b(l.dirty) << 1));
 });
 
 // ---------------------------------------------------------------------------------------------
