@@ -39,7 +39,7 @@ import {
   vpnOf,
 } from './kernel.ts';
 import { deleteFromSwapCache, freeSwapCache, swapIn } from './swap.ts';
-import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma } from './types.ts';
+import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, type ZeroPte } from './types.ts';
 
 export type FaultResult = 'ok' | 'sigsegv' | 'sigbus' | 'oom';
 
@@ -232,7 +232,7 @@ function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
   return 'done';
 }
 
-/** handle_pte_fault() */
+/** handle_pte_fault(): reads the PTE once (vmf->orig_pte) and hands it to the handler. */
 function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
   const vpn = vpnOf(addr);
   const pte = mm.pte.get(vpn);
@@ -240,9 +240,9 @@ function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): 
     if (vmaIsAnonymous(vma)) return doAnonymousPage(k, mm, vma, vpn, flags);
     return doFault(k, mm, vma, vpn, flags);
   }
-  if (pte.t === 'swap') return swapIn(k, mm, vma, vpn, flags);
+  if (pte.t === 'swap') return swapIn(k, mm, vma, vpn, pte, flags);
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !('write' in pte && pte.write)) {
-    return doWpPage(k, mm, vma, vpn, flags);
+    return doWpPage(k, mm, vma, vpn, pte, flags);
   }
   if (flags & FAULT_FLAG_WRITE && pte.t === 'page' && !pte.dirty) mm.pte.set(vpn, { ...pte, dirty: true });
   return 'ok';
@@ -367,11 +367,10 @@ function largeFolioOwnedBy(mm: Mm, f: Folio): boolean {
 /**
  * do_wp_page(): a write or unshare fault on a present, non-writable PTE. Shared mappings are made
  * writable. In private mappings an anonymous page that can be reused is reused (an unshare fault
- * just leaves it exclusive and R/O); anything else is copied by wp_page_copy().
+ * just leaves it exclusive and R/O); anything else is copied by wp_page_copy(). `pte` is the entry
+ * handle_pte_fault() read (vmf->orig_pte).
  */
-function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  const pte = mm.pte.get(vpn);
-  if (pte.t === 'swap') bug('do_wp_page on a swap PTE');
+function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, pte: Readonly<PagePte | ZeroPte>, flags: number): FaultResult {
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   const addr = vpn * PAGE_SIZE;
   if (vmaIsShared(vma)) {
@@ -395,16 +394,15 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
     emitMm(k, mm, 'unshare: not anonymous, nothing to do', addr);
     return 'ok';
   }
-  return wpPageCopy(k, mm, vma, vpn, unshare);
+  return wpPageCopy(k, mm, vma, vpn, pte, unshare);
 }
 
 /**
- * wp_page_copy(): map a new exclusive anonymous copy (zeroed for the shared zeropage). For an
- * unshare fault the copy is mapped R/O and clean, keeping the old soft-dirty bit.
+ * wp_page_copy(): map a new exclusive anonymous copy (zeroed for the shared zeropage) in place of
+ * `old` (vmf->orig_pte). For an unshare fault the copy is mapped R/O and clean, keeping the old
+ * soft-dirty bit.
  */
-function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): FaultResult {
-  const old = mm.pte.get(vpn);
-  if (old.t === 'swap') bug('wp_page_copy on a swap PTE');
+function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, old: Readonly<PagePte | ZeroPte>, unshare: boolean): FaultResult {
   vma.anonVma = true;
   const data = old.t === 'zero' ? 0 : tokenAt(k, old.folio, old.off);
   const f = allocFolio(k, 'anon', 1, 0, [data]);
