@@ -65,7 +65,7 @@ export function access(k: Ctx, p: Proc, addr: number, token?: Token): Access {
       if (!write) return { ok: true, token: pte.t === 'zero' ? 0 : tokenAt(k, pte.folio, pte.off) };
       if (pte.t === 'page' && pte.write) {
         folio(k, pte.folio).setData(pte.off, token);
-        pte.dirty = true;
+        if (!pte.dirty) mm.pte.set(e.vpn, { ...pte, dirty: true }); // the CPU sets the dirty bit
         return { ok: true, token };
       }
     } else if (e.level === 'pmd') {
@@ -73,14 +73,14 @@ export function access(k: Ctx, p: Proc, addr: number, token?: Token): Access {
       if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, off) };
       if (e.leaf.write) {
         folio(k, e.leaf.folio).setData(off, token);
-        e.leaf.dirty = true;
+        if (!e.leaf.dirty) mm.pmd.set(e.vpn, { ...e.leaf, dirty: true });
         return { ok: true, token };
       }
     } else if (e.level === 'huge') {
       if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, 0) };
       if (e.leaf.write) {
         folio(k, e.leaf.folio).setData(0, token);
-        e.leaf.dirty = true;
+        if (!e.leaf.dirty) mm.huge.set(e.vpn, { ...e.leaf, dirty: true });
         return { ok: true, token };
       }
     }

@@ -17,7 +17,44 @@
  */
 import { PAGE_SIZE } from './constants.ts';
 import { FOLIO_HEADER } from './folio.ts';
-import type { File, HugeLeaf, Mm, PinSet, Pipe, PmdLeaf, Proc, Pte, State } from './types.ts';
+import {
+  BIT_DIRTY,
+  BIT_EXCLUSIVE,
+  BIT_SOFT_DIRTY,
+  BIT_WRITE,
+  entryBits,
+  entryRef,
+  KIND_MASK,
+  OFF_SHIFT,
+  PTE_PAGE,
+  PTE_SWAP,
+  PTE_ZERO,
+} from './pagetable.ts';
+import type { File, Mm, PinSet, Pipe, Proc, State } from './types.ts';
+
+// The canonical word of a page-table entry's kind and flags, from its raw value (pagetable.ts).
+// The positions predate the packed entries and are kept, so the canonical form did not change.
+
+/** A PTE: kind (page 1, zero 2, swap 3), then write 3, dirty 4, soft-dirty 5; a swap PTE's
+ *  exclusive marker at 3. */
+export function pteCanonWord(w: number): number {
+  const bits = entryBits(w);
+  const kind = bits & KIND_MASK;
+  if (kind === PTE_PAGE) return PTE_PAGE | ((bits & (BIT_WRITE | BIT_DIRTY | BIT_SOFT_DIRTY)) << 1);
+  if (kind === PTE_ZERO) return PTE_ZERO | ((bits & BIT_SOFT_DIRTY) << 1);
+  return PTE_SWAP | ((bits & BIT_EXCLUSIVE) >>> 2) | ((bits & BIT_SOFT_DIRTY) << 1);
+}
+
+/** A PMD leaf: kind (thp 1, hugezero 2), then write 3, dirty 4, soft-dirty 5. */
+export function pmdCanonWord(w: number): number {
+  const bits = entryBits(w);
+  return (bits & KIND_MASK) | ((bits & (BIT_WRITE | BIT_DIRTY | BIT_SOFT_DIRTY)) << 1);
+}
+
+/** A hugetlb entry: write 0, dirty 1. */
+export function hugeCanonWord(w: number): number {
+  return (entryBits(w) & (BIT_WRITE | BIT_DIRTY)) >>> 2;
+}
 
 function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   let len = a.length;
@@ -267,15 +304,15 @@ class Encoder {
     this.fileRef(file);
   }
 
-  pteWords(key: number, p: Pte): void {
-    if (p.t === 'page') {
-      this.w3(key, 1 | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5), p.off);
-      this.folioRef(p.folio);
-    } else if (p.t === 'zero') {
-      this.w2(key, 2 | (+p.softDirty << 5));
+  /** A PTE from its raw value: key, kind and flags, then the unit and the folio, or the slot. */
+  pteWords(key: number, w: number): void {
+    const bits = entryBits(w);
+    if ((bits & KIND_MASK) === PTE_PAGE) {
+      this.w3(key, pteCanonWord(w), bits >>> OFF_SHIFT);
+      this.folioRef(entryRef(w));
     } else {
-      this.w2(key, 3 | (+p.exclusive << 3) | (+p.softDirty << 5));
-      this.slotRef(p.slot);
+      this.w2(key, pteCanonWord(w));
+      if ((bits & KIND_MASK) === PTE_SWAP) this.slotRef(entryRef(w));
     }
   }
 
@@ -292,22 +329,21 @@ class Encoder {
       this.fileRef(v.file);
     }
     this.w(-1);
-    // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP; tables keep keys sorted)
+    // page tables by ascending vpn (vpns are below 2^32, see FIRST_MMAP; tables keep keys sorted),
+    // read as raw values without decoding them
     const pt = mm.pte.raw();
-    for (let i = 0; i < pt.length; i += 2) this.pteWords(pt[i] as number, pt[i + 1] as Pte);
+    for (let i = 0; i < pt.length; i += 2) this.pteWords(pt[i], pt[i + 1]);
     this.w(-1);
     const pmd = mm.pmd.raw();
     for (let i = 0; i < pmd.length; i += 2) {
-      const p = pmd[i + 1] as PmdLeaf;
-      this.w2(pmd[i] as number, (p.t === 'thp' ? 1 : 2) | (+p.write << 3) | (+p.dirty << 4) | (+p.softDirty << 5));
-      this.folioRef(p.folio);
+      this.w2(pmd[i], pmdCanonWord(pmd[i + 1]));
+      this.folioRef(entryRef(pmd[i + 1]));
     }
     this.w(-1);
     const huge = mm.huge.raw();
     for (let i = 0; i < huge.length; i += 2) {
-      const p = huge[i + 1] as HugeLeaf;
-      this.w2(huge[i] as number, +p.write | (+p.dirty << 1));
-      this.folioRef(p.folio);
+      this.w2(huge[i], hugeCanonWord(huge[i + 1]));
+      this.folioRef(entryRef(huge[i + 1]));
     }
     this.w(-1);
   }

@@ -39,7 +39,7 @@ import {
   vpnOf,
 } from './kernel.ts';
 import { deleteFromSwapCache, freeSwapCache, swapIn } from './swap.ts';
-import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma } from './types.ts';
+import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, type ZeroPte } from './types.ts';
 
 export type FaultResult = 'ok' | 'sigsegv' | 'sigbus' | 'oom';
 
@@ -72,7 +72,7 @@ export function handleMmFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: num
       if (wpHugePmd(k, mm, vma, pv, flags) === 'done') return 'ok';
       // VM_FAULT_FALLBACK: the PMD was split; handle the fault at PTE level
     } else {
-      if (flags & FAULT_FLAG_WRITE) leaf.dirty = true;
+      if (flags & FAULT_FLAG_WRITE && !leaf.dirty) mm.pmd.set(pv, { ...leaf, dirty: true });
       return 'ok';
     }
   }
@@ -209,9 +209,7 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     emitMm(k, mm, 'unshare: THP already exclusive', pv * PAGE_SIZE);
     return 'done';
   }
-  leaf.dirty = true;
-  leaf.softDirty = true;
-  if (vma.flags & VM_WRITE) leaf.write = true;
+  mm.pmd.set(pv, { ...leaf, write: leaf.write || (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   emitMm(k, mm, 'reuse THP', pv * PAGE_SIZE);
   return 'done';
 }
@@ -234,7 +232,7 @@ function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
   return 'done';
 }
 
-/** handle_pte_fault() */
+/** handle_pte_fault(): reads the PTE once (vmf->orig_pte) and hands it to the handler. */
 function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): FaultResult {
   const vpn = vpnOf(addr);
   const pte = mm.pte.get(vpn);
@@ -242,11 +240,11 @@ function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): 
     if (vmaIsAnonymous(vma)) return doAnonymousPage(k, mm, vma, vpn, flags);
     return doFault(k, mm, vma, vpn, flags);
   }
-  if (pte.t === 'swap') return swapIn(k, mm, vma, vpn, flags);
+  if (pte.t === 'swap') return swapIn(k, mm, vma, vpn, pte, flags);
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !('write' in pte && pte.write)) {
-    return doWpPage(k, mm, vma, vpn, flags);
+    return doWpPage(k, mm, vma, vpn, pte, flags);
   }
-  if (flags & FAULT_FLAG_WRITE && pte.t === 'page') pte.dirty = true;
+  if (flags & FAULT_FLAG_WRITE && pte.t === 'page' && !pte.dirty) mm.pte.set(vpn, { ...pte, dirty: true });
   return 'ok';
 }
 
@@ -318,7 +316,7 @@ function needsWriteNotify(k: Ctx, vma: Vma): boolean {
  *   count (CVE-2020-29374).
  * A reused page becomes PG_anon_exclusive (page_move_anon_rmap; before 5.19 just our marker).
  */
-function wpCanReuseAnon(k: Ctx, mm: Mm, pte: PagePte): boolean {
+function wpCanReuseAnon(k: Ctx, mm: Mm, pte: Readonly<PagePte>): boolean {
   const f = folio(k, pte.folio);
   if (k.sw['anon-exclusive'] && f.exclusiveAt(pte.off)) return true;
   let reuse: boolean;
@@ -369,19 +367,14 @@ function largeFolioOwnedBy(mm: Mm, f: Folio): boolean {
 /**
  * do_wp_page(): a write or unshare fault on a present, non-writable PTE. Shared mappings are made
  * writable. In private mappings an anonymous page that can be reused is reused (an unshare fault
- * just leaves it exclusive and R/O); anything else is copied by wp_page_copy().
+ * just leaves it exclusive and R/O); anything else is copied by wp_page_copy(). `pte` is the entry
+ * handle_pte_fault() read (vmf->orig_pte).
  */
-function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  const pte = mm.pte.get(vpn);
-  if (pte.t === 'swap') bug('do_wp_page on a swap PTE');
+function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, pte: Readonly<PagePte | ZeroPte>, flags: number): FaultResult {
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   const addr = vpn * PAGE_SIZE;
   if (vmaIsShared(vma)) {
-    if (pte.t === 'page') {
-      pte.write = true;
-      pte.dirty = true;
-      pte.softDirty = true;
-    }
+    if (pte.t === 'page') mm.pte.set(vpn, { t: 'page', folio: pte.folio, off: pte.off, write: true, dirty: true, softDirty: true });
     emitMm(k, mm, 'make shared page writable', addr);
     return 'ok';
   }
@@ -391,9 +384,8 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
         emitMm(k, mm, 'unshare: reuse exclusive anon page', addr);
         return 'ok';
       }
-      pte.dirty = true;
-      pte.softDirty = true;
-      if (vma.flags & VM_WRITE) pte.write = true;
+      const write = pte.write || (vma.flags & VM_WRITE) !== 0;
+      mm.pte.set(vpn, { t: 'page', folio: pte.folio, off: pte.off, write, dirty: true, softDirty: true });
       emitMm(k, mm, 'reuse anon page', addr, `folio ${pte.folio}`);
       return 'ok';
     }
@@ -402,16 +394,15 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRe
     emitMm(k, mm, 'unshare: not anonymous, nothing to do', addr);
     return 'ok';
   }
-  return wpPageCopy(k, mm, vma, vpn, unshare);
+  return wpPageCopy(k, mm, vma, vpn, pte, unshare);
 }
 
 /**
- * wp_page_copy(): map a new exclusive anonymous copy (zeroed for the shared zeropage). For an
- * unshare fault the copy is mapped R/O and clean, keeping the old soft-dirty bit.
+ * wp_page_copy(): map a new exclusive anonymous copy (zeroed for the shared zeropage) in place of
+ * `old` (vmf->orig_pte). For an unshare fault the copy is mapped R/O and clean, keeping the old
+ * soft-dirty bit.
  */
-function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, unshare: boolean): FaultResult {
-  const old = mm.pte.get(vpn);
-  if (old.t === 'swap') bug('wp_page_copy on a swap PTE');
+function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, old: Readonly<PagePte | ZeroPte>, unshare: boolean): FaultResult {
   vma.anonVma = true;
   const data = old.t === 'zero' ? 0 : tokenAt(k, old.folio, old.off);
   const f = allocFolio(k, 'anon', 1, 0, [data]);
@@ -471,11 +462,11 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     mm.huge.set(hv, { folio: id, write, dirty: false });
     emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
     if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
-    if (flags & FAULT_FLAG_WRITE) mm.huge.get(hv).dirty = true;
+    if (flags & FAULT_FLAG_WRITE) mm.huge.set(hv, { folio: id, write, dirty: true });
     return 'ok';
   }
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !leaf.write) return hugetlbWp(k, mm, vma, hv, flags);
-  if (flags & FAULT_FLAG_WRITE) leaf.dirty = true;
+  if (flags & FAULT_FLAG_WRITE && !leaf.dirty) mm.huge.set(hv, { ...leaf, dirty: true });
   return 'ok';
 }
 
@@ -490,17 +481,13 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   if (k.sw['hugetlb-no-force-write'] && !unshare && !(vma.flags & VM_WRITE)) return 'sigsegv';
   const leaf = mm.huge.get(hv);
   if (vmaIsShared(vma)) {
-    leaf.write = true;
-    leaf.dirty = true;
+    mm.huge.set(hv, { ...leaf, write: true, dirty: true });
     return 'ok';
   }
   const old = folio(k, leaf.folio);
   if (old.kind === 'anon' && pageMapcount(old, 0) === 1) {
     old.setExclusive(0, true);
-    if (!unshare) {
-      leaf.write = true;
-      leaf.dirty = true;
-    }
+    if (!unshare) mm.huge.set(hv, { ...leaf, write: true, dirty: true });
     emitMm(k, mm, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
     return 'ok';
   }

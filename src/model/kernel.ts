@@ -179,11 +179,13 @@ export function hugetlbPool(k: Ctx, size: number) {
 // ---------------------------------------------------------------------------------------------
 // page tables
 
+/** What the walk found: a decoded copy of the entry and its key (a change is a set() on the table
+ *  of `level` at `vpn`). */
 export type Entry =
   | { level: 'none' }
-  | { level: 'pte'; vpn: number; pte: Pte }
-  | { level: 'pmd'; vpn: number; leaf: PmdLeaf }
-  | { level: 'huge'; vpn: number; leaf: HugeLeaf };
+  | { level: 'pte'; vpn: number; pte: Readonly<Pte> }
+  | { level: 'pmd'; vpn: number; leaf: Readonly<PmdLeaf> }
+  | { level: 'huge'; vpn: number; leaf: Readonly<HugeLeaf> };
 
 const NONE: Entry = { level: 'none' };
 
@@ -204,8 +206,7 @@ export function lookup(mm: Mm, vma: Vma, addr: number): Entry {
 
 /** Is there a page table (pmd not none) for the PMD range starting at pv? */
 export function hasPteTable(mm: Mm, pv: number): boolean {
-  for (let i = 0; i < HPAGE_PMD_NR; i++) if (mm.pte.get(pv + i)) return true;
-  return false;
+  return mm.pte.hasIn(pv, pv + HPAGE_PMD_NR);
 }
 
 /** Adds a mapping reference for a PTE that maps unit `off` of folio `id`. */

@@ -118,12 +118,12 @@ export function splitFolio(k: Ctx, f: Folio, off: number): Folio | null {
     n.refcount = f.mapcountAt(i);
     made.push(n.id);
   }
+  // every PTE of every mm that maps the folio now maps the small folio of its unit
   for (const q of k.s.procs.values()) {
-    for (const pte of q.mm.pte.values()) {
-      if (pte.t === 'page' && pte.folio === f.id) {
-        pte.folio = made[pte.off];
-        pte.off = 0;
-      }
+    const pt = q.mm.pte;
+    for (const vpn of pt.keys()) {
+      const pte = pt.get(vpn);
+      if (pte.t === 'page' && pte.folio === f.id) pt.set(vpn, { ...pte, folio: made[pte.off], off: 0 });
     }
   }
   k.s.folios.delete(f.id);

@@ -50,7 +50,7 @@ import {
 } from './kernel.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
-import { type Folio, type Mm, type Proc, sortedKeys, type Table, type Vma } from './types.ts';
+import { type Folio, type Mm, type Proc, sortedKeys, type Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
 
@@ -68,7 +68,7 @@ function getUnmappedArea(mm: Mm, len: number, alignTo: number): number {
 
 /** The keys in [lo, hi) that have an entry in `table`, ascending. PMD tables pass step 512 (their
  *  keys are PMD-aligned, so the step only documents that). */
-export function keysIn(table: Table<unknown>, lo: number, hi: number, _step = 1): number[] {
+export function keysIn(table: { keysIn(lo: number, hi: number): number[] }, lo: number, hi: number, _step = 1): number[] {
   return table.keysIn(lo, hi);
 }
 
@@ -302,17 +302,19 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
     for (const vpn of keysIn(mm.pte, vpnOf(v.start), vpnOf(v.end))) {
       const pte = mm.pte.get(vpn);
       if (pte.t === 'page') {
-        if (!wantWrite) pte.write = false;
-        else if (!hadWrite && canChangePteWritable(k, v, vpn, mm)) pte.write = true;
+        let write = pte.write;
+        if (!wantWrite) write = false;
+        else if (!hadWrite && canChangePteWritable(k, v, vpn, mm)) write = true;
+        if (write !== pte.write) mm.pte.set(vpn, { ...pte, write });
       }
     }
     for (const key of sortedKeys(mm.pmd)) {
       const pv = Number(key);
-      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) mm.pmd.get(pv).write = false;
+      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) mm.pmd.set(pv, { ...mm.pmd.get(pv), write: false });
     }
     for (const key of sortedKeys(mm.huge)) {
       const hv = Number(key);
-      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) mm.huge.get(hv).write = false;
+      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) mm.huge.set(hv, { ...mm.huge.get(hv), write: false });
     }
   }
   mergeVmas(mm);
@@ -433,8 +435,10 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       }
       if (f.kind === 'anon') f.setExclusive(0, false);
       mapEntire(k, f.id);
-      if (cow) leaf.write = false;
-      dst.huge.set(hv, { ...leaf });
+      // write-protected in both (huge_ptep_set_wrprotect on the parent's entry)
+      const e = cow ? { ...leaf, write: false } : leaf;
+      if (cow) src.huge.set(hv, e);
+      dst.huge.set(hv, e);
     }
     return;
   }
@@ -446,15 +450,17 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
           dst.hugeZeroRef = true;
           k.s.hugeZeroRefs++;
         }
-        dst.pmd.set(pv, { ...leaf });
+        dst.pmd.set(pv, leaf);
         continue;
       }
       const f = folio(k, leaf.folio);
       if (!copyForChild(f, 0, false)) {
         f.setExclusive(0, false);
         mapEntire(k, f.id);
-        if (cow) leaf.write = false;
-        dst.pmd.set(pv, { ...leaf });
+        // write-protected in both (pmdp_set_wrprotect on the parent's entry)
+        const e = cow ? { ...leaf, write: false } : leaf;
+        if (cow) src.pmd.set(pv, e);
+        dst.pmd.set(pv, e);
         continue;
       }
       // a maybe-pinned exclusive THP: split the parent's PMD, copy at PTE level (d042035eaf5f)
@@ -465,13 +471,15 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
   for (const vpn of keysIn(src.pte, vpnOf(v.start), vpnOf(v.end))) {
     const pte = src.pte.get(vpn);
     if (pte.t === 'zero') {
-      dst.pte.set(vpn, { ...pte });
+      dst.pte.set(vpn, pte);
       continue;
     }
     if (pte.t === 'swap') {
       k.s.swap.get(pte.slot).count++;
-      pte.exclusive = false;
-      dst.pte.set(vpn, { ...pte });
+      // a shared swap entry is exclusive for neither (pte_swp_clear_exclusive on the parent's too)
+      const e = { ...pte, exclusive: false };
+      src.pte.set(vpn, e);
+      dst.pte.set(vpn, e);
       continue;
     }
     const f = folio(k, pte.folio);
@@ -486,8 +494,11 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     }
     if (f.kind === 'anon') f.setExclusive(pte.off, false);
     mapPte(k, f.id, pte.off);
-    if (cow) pte.write = false;
-    dst.pte.set(vpn, { ...pte, dirty: vmaIsShared(v) ? false : pte.dirty });
+    // ptep_set_wrprotect() on the parent's PTE, then the child's a copy (clean in shared mappings)
+    const write = cow ? false : pte.write;
+    const { folio: id, off, dirty, softDirty } = pte;
+    if (write !== pte.write) src.pte.set(vpn, { t: 'page', folio: id, off, write, dirty, softDirty });
+    dst.pte.set(vpn, { t: 'page', folio: id, off, write, dirty: vmaIsShared(v) ? false : dirty, softDirty });
   }
 }
 
@@ -536,12 +547,8 @@ export function clearSoftDirty(k: Ctx, p: Proc): void {
   if (!k.m.softDirty) return;
   const mm = p.mm;
   for (const v of mm.vmas) v.flags &= ~VM_SOFTDIRTY;
-  for (const pte of mm.pte.values()) {
-    if (pte.t === 'page') pte.write = false;
-    pte.softDirty = false;
+  for (const [vpn, pte] of mm.pte) {
+    mm.pte.set(vpn, pte.t === 'page' ? { ...pte, write: false, softDirty: false } : { ...pte, softDirty: false });
   }
-  for (const leaf of mm.pmd.values()) {
-    leaf.write = false;
-    leaf.softDirty = false;
-  }
+  for (const [pv, leaf] of mm.pmd) mm.pmd.set(pv, { ...leaf, write: false, softDirty: false });
 }

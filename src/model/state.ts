@@ -5,20 +5,8 @@
 import { fingerprint } from './canon.ts';
 import { FolioTable } from './folio.ts';
 import type { Machine } from './machine.ts';
-import {
-  type File,
-  type HugeLeaf,
-  type Mm,
-  newTable,
-  type PinSet,
-  type Pipe,
-  type PmdLeaf,
-  type Proc,
-  type Pte,
-  type State,
-  type SwapSlot,
-  type Vma,
-} from './types.ts';
+import { newHugeTable, newPmdTable, newPteTable } from './pagetable.ts';
+import { type File, type Mm, newTable, type PinSet, type Pipe, type Proc, type State, type SwapSlot, type Vma } from './types.ts';
 
 /**
  * Where mmap(NULL) starts handing out addresses. The model's addresses are synthetic (the real
@@ -60,9 +48,9 @@ export function createState(m: Machine): State {
 export function emptyMm(): Mm {
   return {
     vmas: [],
-    pte: newTable(),
-    pmd: newTable(),
-    huge: newTable(),
+    pte: newPteTable(),
+    pmd: newPmdTable(),
+    huge: newHugeTable(),
     hasPinned: false,
     lockedVm: 0,
     pinnedVm: 0,
@@ -73,13 +61,6 @@ export function emptyMm(): Mm {
 
 // Cloning is written out field by field: object literals of a fixed shape are several times
 // faster than spreads and keep V8's hidden classes monomorphic (the explorer clones every state).
-
-const clonePte = (p: Pte): Pte =>
-  p.t === 'page'
-    ? { t: 'page', folio: p.folio, off: p.off, write: p.write, dirty: p.dirty, softDirty: p.softDirty }
-    : p.t === 'zero'
-      ? { t: 'zero', softDirty: p.softDirty }
-      : { t: 'swap', slot: p.slot, exclusive: p.exclusive, softDirty: p.softDirty };
 
 const cloneVma = (v: Vma): Vma => ({
   start: v.start,
@@ -92,15 +73,12 @@ const cloneVma = (v: Vma): Vma => ({
   resv: v.resv,
 });
 
-const clonePmd = (l: PmdLeaf): PmdLeaf => ({ t: l.t, folio: l.folio, write: l.write, dirty: l.dirty, softDirty: l.softDirty });
-const cloneHuge = (l: HugeLeaf): HugeLeaf => ({ folio: l.folio, write: l.write, dirty: l.dirty });
-
 function cloneMm(mm: Mm): Mm {
   return {
     vmas: mm.vmas.map(cloneVma),
-    pte: mm.pte.clone(clonePte),
-    pmd: mm.pmd.clone(clonePmd),
-    huge: mm.huge.clone(cloneHuge),
+    pte: mm.pte.clone(),
+    pmd: mm.pmd.clone(),
+    huge: mm.huge.clone(),
     hasPinned: mm.hasPinned,
     lockedVm: mm.lockedVm,
     pinnedVm: mm.pinnedVm,

@@ -7,7 +7,7 @@
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
 import { type FaultResult, reuseSwapPage } from './fault.ts';
 import { allocFolio, bug, type Ctx, emitMm, folio, folioMapcount, folioMaybeDmaPinned, mapPte, putRef } from './kernel.ts';
-import { type Folio, type Mm, sortedKeys, type Vma } from './types.ts';
+import { type Folio, type Mm, type SwapPte, sortedKeys, type Vma } from './types.ts';
 
 /** folio_free_swap(): drop the folio from the swap cache if no swap PTE still needs the slot. */
 export function freeSwapCache(k: Ctx, f: Folio): boolean {
@@ -84,10 +84,9 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
  * - before (<= 5.17): a write fault asks reuse_swap_page() before the swap entry is freed
  *   (mappings + swap entries, the refcount ignored) and maps the page writable when it says yes;
  *   a read fault maps it R/O and leaves it in the swap cache.
+ * `pte` is the swap entry handle_pte_fault() read (vmf->orig_pte).
  */
-export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
-  const pte = mm.pte.get(vpn);
-  if (pte.t !== 'swap') bug('swapIn on a non-swap PTE');
+export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, pte: Readonly<SwapPte>, flags: number): FaultResult {
   const slotId = pte.slot;
   const slot = k.s.swap.get(slotId);
   if (!slot) bug(`swap PTE points to free slot ${slotId}`);

@@ -4,7 +4,8 @@
  * swap slot, ...) are Tables: Maps, which look up, delete and iterate far faster than integer-keyed
  * objects in V8's dictionary mode. A Table (table.ts) keeps its keys in ascending order, so every
  * walk (processes by pid, page tables by address) is in a canonical order, and a clone is a few
- * array slices.
+ * array slices. Page tables are LeafTables (pagetable.ts): the same, with each entry packed into
+ * one number.
  *
  * Units: addresses and sizes are bytes; `vpn` is a virtual page number (address / 4096);
  * a folio's "page" index is in 4 KiB pages except for hugetlb folios, whose single "unit" is the
@@ -16,14 +17,15 @@ export { Table } from './table.ts';
 
 import type { FolioTable, Token } from './folio.ts';
 
+import type { LeafTable } from './pagetable.ts';
 import { Table } from './table.ts';
 
 export function newTable<V>(): Table<V> {
   return new Table<V>();
 }
 
-/** The keys of a table in ascending order (a copy). */
-export function sortedKeys(t: Table<unknown>): number[] {
+/** The keys of a table (or page table) in ascending order (a copy). */
+export function sortedKeys(t: { keys(): number[] }): number[] {
   return t.keys();
 }
 
@@ -89,12 +91,12 @@ export interface Vma {
 
 export interface Mm {
   vmas: Vma[];
-  /** PTEs keyed by vpn */
-  pte: Table<Pte>;
+  /** PTEs keyed by vpn (packed, pagetable.ts: read-only values, written back with set()) */
+  pte: LeafTable<Pte>;
   /** PMD leaves keyed by the vpn of the PMD's first page */
-  pmd: Table<PmdLeaf>;
+  pmd: LeafTable<PmdLeaf>;
   /** hugetlb entries keyed by the vpn of the huge page's first 4 KiB page */
-  huge: Table<HugeLeaf>;
+  huge: LeafTable<HugeLeaf>;
   /** MMF_HAS_PINNED: set by the first FOLL_PIN on this mm, never cleared */
   hasPinned: boolean;
   /** mm->locked_vm in pages (VmLck; VFIO accounts here) */

@@ -48,18 +48,18 @@ export function hugetlbAnon(sim: Sim, len = HUGE_2M, prot = RW, size = HUGE_2M):
   return sim.mmap(1, { len, prot, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, hugetlbSize: size });
 }
 
-export function pte(sim: Sim, pid: number, addr: number): Pte | undefined {
+export function pte(sim: Sim, pid: number, addr: number): Readonly<Pte> | undefined {
   return sim.state.procs.get(pid).mm.pte.get(Math.floor(addr / PAGE_SIZE));
 }
 
 /** The PTE at addr, which must map a page. */
-export function pagePte(sim: Sim, pid: number, addr: number): PagePte {
+export function pagePte(sim: Sim, pid: number, addr: number): Readonly<PagePte> {
   const p = pte(sim, pid, addr);
   if (p?.t !== 'page') throw new Error(`no page PTE at ${addr.toString(16)} in pid ${pid}: ${JSON.stringify(p)}`);
   return p;
 }
 
-export function pmd(sim: Sim, pid: number, addr: number): PmdLeaf | undefined {
+export function pmd(sim: Sim, pid: number, addr: number): Readonly<PmdLeaf> | undefined {
   return sim.state.procs.get(pid).mm.pmd.get(Math.floor(addr / PAGE_SIZE));
 }
 

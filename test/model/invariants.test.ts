@@ -51,7 +51,7 @@ test('a writable PTE mapping a shared (non-exclusive) anon page is a ModelBug', 
   const a = anon(sim, PAGE_SIZE);
   sim.memset(1, a, 1, PAGE_SIZE);
   sim.fork(1);
-  pagePte(sim, 1, a).write = true;
+  sim.state.procs.get(1).mm.pte.set(a / PAGE_SIZE, { ...pagePte(sim, 1, a), write: true });
   assert.throws(
     () => checkInvariants(sim.k),
     (e: unknown) => e instanceof ModelBug && /writable PTE/.test(e.message),
@@ -65,7 +65,7 @@ test('clearing PG_anon_exclusive on a pinned page is a ModelBug', () => {
   assert.equal(sim.gupTestStart(1, a, PAGE_SIZE, false, false), 0);
   assert.doesNotThrow(() => checkInvariants(sim.k));
   // make the PTE R/O first so only the pin invariant is broken
-  pagePte(sim, 1, a).write = false;
+  sim.state.procs.get(1).mm.pte.set(a / PAGE_SIZE, { ...pagePte(sim, 1, a), write: false });
   assert.doesNotThrow(() => checkInvariants(sim.k));
   sim.state.folios.get(sim.pagemap(1, a).folio).setExclusive(0, false);
   assert.throws(

@@ -47,11 +47,14 @@ test('cloneState is a deep copy: mutating the clone leaves the original and its 
       f.setExclusive(0, !f.exclusiveAt(0));
     },
     (s) => {
-      const p = s.procs.get(1).mm.pte.get(a / PAGE_SIZE + 1);
-      if (p.t === 'page') p.write = !p.write;
+      const pt = s.procs.get(1).mm.pte;
+      const p = pt.get(a / PAGE_SIZE + 1);
+      if (p.t === 'page') pt.set(a / PAGE_SIZE + 1, { ...p, write: !p.write });
     },
     (s) => {
-      s.procs.get(1).mm.pmd.get(t / PAGE_SIZE).dirty = !s.procs.get(1).mm.pmd.get(t / PAGE_SIZE).dirty;
+      const pt = s.procs.get(1).mm.pmd;
+      const l = pt.get(t / PAGE_SIZE);
+      pt.set(t / PAGE_SIZE, { ...l, dirty: !l.dirty });
     },
     (s) => {
       s.procs.get(1).mm.vmas[0].flags ^= 1;
