@@ -333,14 +333,18 @@ class Encoder {
     // read as raw values without decoding them
     const pt = mm.pte.raw();
     for (let i = 0; i < pt.length; i += 2) this.pteWords(pt[i], pt[i + 1]);
-    this.w(-1);
     const pmd = mm.pmd.raw();
+    const huge = mm.huge.raw();
+    if (pmd.length === 0 && huge.length === 0) {
+      this.w3(-1, -1, -1); // the ends of the PTEs, of no PMD leaves and of no hugetlb entries
+      return;
+    }
+    this.w(-1);
     for (let i = 0; i < pmd.length; i += 2) {
       this.w2(pmd[i], pmdCanonWord(pmd[i + 1]));
       this.folioRef(entryRef(pmd[i + 1]));
     }
     this.w(-1);
-    const huge = mm.huge.raw();
     for (let i = 0; i < huge.length; i += 2) {
       this.w2(huge[i], hugeCanonWord(huge[i + 1]));
       this.folioRef(entryRef(huge[i + 1]));
@@ -365,8 +369,12 @@ class Encoder {
       this.procGen.fill(0);
     }
     for (const h of s.hugetlb) {
-      this.wide(h.size);
-      this.w3(h.nr, h.free, h.resv);
+      if (h.size < 2147483648)
+        this.w5(h.size, 0, h.nr, h.free, h.resv); // size as wide: (size, 0)
+      else {
+        this.wide(h.size);
+        this.w3(h.nr, h.free, h.resv);
+      }
     }
     this.w4(s.zeroPageRefs, s.hugeZeroRefs, s.hugeZeroPins, s.userLockedVm);
     // processes are named by creation order (pids ascend with creation; tables keep keys ascending)
@@ -383,8 +391,15 @@ class Encoder {
     }
     for (let i = 1; i < procs.length; i += 2) {
       const p = procs[i] as Proc;
-      this.w3(this.procName(p.parent), +p.alive | (+p.capIpcLock << 1), p.status);
-      this.wide(p.memlockLimit);
+      const flags = +p.alive | (+p.capIpcLock << 1);
+      const limit = p.memlockLimit;
+      // the limit as wide: (limit, 0), or (-1, -1) for RLIM_INFINITY
+      if (limit === Number.POSITIVE_INFINITY) this.w5(this.procName(p.parent), flags, p.status, -1, -1);
+      else if (limit >= 0 && limit < 2147483648) this.w5(this.procName(p.parent), flags, p.status, limit, 0);
+      else {
+        this.w3(this.procName(p.parent), flags, p.status);
+        this.wide(limit);
+      }
       this.mmBody(p.mm);
     }
     this.w(-1);
@@ -395,8 +410,7 @@ class Encoder {
     for (let i = 1; i < pipes.length; i += 2) {
       const pipe = pipes[i] as Pipe;
       for (const b of pipe.bufs) {
-        this.w(b.first);
-        this.w(b.n);
+        this.w2(b.first, b.n);
         this.folioRef(b.folio);
       }
       this.w(-1);
@@ -405,15 +419,11 @@ class Encoder {
     const pins = s.pins.raw();
     for (let i = 1; i < pins.length; i += 2) {
       const ps = pins[i] as PinSet;
-      this.w(ps.user === 'gup_test' ? 0 : ps.user === 'io_uring' ? 1 : ps.user === 'vfio' ? 2 : 3);
-      this.procRef(ps.owner);
-      this.w(ps.flags);
-      this.w(ps.accountedPinned);
-      this.w(ps.accountedLocked);
-      this.w(ps.accountedUser);
+      const user = ps.user === 'gup_test' ? 0 : ps.user === 'io_uring' ? 1 : ps.user === 'vfio' ? 2 : 3;
+      this.w3(user, this.procName(ps.owner), ps.flags);
+      this.w3(ps.accountedPinned, ps.accountedLocked, ps.accountedUser);
       for (const r of ps.runs) {
-        this.w(r.first);
-        this.w(r.n);
+        this.w2(r.first, r.n);
         this.folioRef(r.folio);
       }
       this.w(-1);
@@ -425,8 +435,7 @@ class Encoder {
     this.w(-1);
     if (this.slotsSeen !== s.swap.size)
       for (const key of s.swap.keys()) if (key >= this.slotGen.length || this.slotGen[key] !== this.gen) this.slotRef(key);
-    this.w(-1);
-    this.w(s.swapcache.size);
+    this.w2(-1, s.swapcache.size);
     return this.n;
   }
 }

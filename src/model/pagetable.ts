@@ -140,8 +140,19 @@ export function hugeOf(w: number): HugeLeaf {
  * site then sees one class and V8 inlines the codec (a codec object shared by the three kinds made
  * every get and set a polymorphic call).
  */
+/** The inner table of every empty page table; never changed (set() goes through own()). */
+const NO_ENTRIES = new Table<number>();
+
 export abstract class LeafTable<T> {
-  constructor(protected readonly t: Table<number>) {}
+  /** Empty tables (most PMD and hugetlb tables) share one inner table until their first set():
+   *  a clone of an empty page table is then one small object. */
+  constructor(protected t: Table<number> = NO_ENTRIES) {}
+
+  /** The inner table, made this table's own before a change. */
+  protected own(): Table<number> {
+    if (this.t === NO_ENTRIES) this.t = new Table<number>();
+    return this.t;
+  }
 
   /** The entry at `key`, decoded; undefined when absent (typed like Table.get: a caller that may
    *  miss checks). */
@@ -238,12 +249,12 @@ class PteTable extends LeafTable<Pte> {
   }
 
   set(key: number, value: Readonly<Pte>): this {
-    this.t.set(key, pteVal(value));
+    this.own().set(key, pteVal(value));
     return this;
   }
 
   clone(): PteTable {
-    return new PteTable(this.t.cloneNumbers());
+    return new PteTable(this.t.size ? this.t.cloneNumbers() : NO_ENTRIES);
   }
 
   protected decode(w: number): Pte {
@@ -258,12 +269,12 @@ class PmdTable extends LeafTable<PmdLeaf> {
   }
 
   set(key: number, value: Readonly<PmdLeaf>): this {
-    this.t.set(key, pmdVal(value));
+    this.own().set(key, pmdVal(value));
     return this;
   }
 
   clone(): PmdTable {
-    return new PmdTable(this.t.cloneNumbers());
+    return new PmdTable(this.t.size ? this.t.cloneNumbers() : NO_ENTRIES);
   }
 
   protected decode(w: number): PmdLeaf {
@@ -278,12 +289,12 @@ class HugeTable extends LeafTable<HugeLeaf> {
   }
 
   set(key: number, value: Readonly<HugeLeaf>): this {
-    this.t.set(key, hugeVal(value));
+    this.own().set(key, hugeVal(value));
     return this;
   }
 
   clone(): HugeTable {
-    return new HugeTable(this.t.cloneNumbers());
+    return new HugeTable(this.t.size ? this.t.cloneNumbers() : NO_ENTRIES);
   }
 
   protected decode(w: number): HugeLeaf {
@@ -292,13 +303,13 @@ class HugeTable extends LeafTable<HugeLeaf> {
 }
 
 export function newPteTable(): LeafTable<Pte> {
-  return new PteTable(new Table<number>());
+  return new PteTable();
 }
 
 export function newPmdTable(): LeafTable<PmdLeaf> {
-  return new PmdTable(new Table<number>());
+  return new PmdTable();
 }
 
 export function newHugeTable(): LeafTable<HugeLeaf> {
-  return new HugeTable(new Table<number>());
+  return new HugeTable();
 }
