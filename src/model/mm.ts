@@ -48,6 +48,7 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
+import { BIT_SOFT_DIRTY, BIT_WRITE } from './pagetable.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
 import { type Folio, type Mm, type Proc, sortedKeys, type Vma } from './types.ts';
@@ -547,8 +548,7 @@ export function clearSoftDirty(k: Ctx, p: Proc): void {
   if (!k.m.softDirty) return;
   const mm = p.mm;
   for (const v of mm.vmas) v.flags &= ~VM_SOFTDIRTY;
-  for (const [vpn, pte] of mm.pte) {
-    mm.pte.set(vpn, pte.t === 'page' ? { ...pte, write: false, softDirty: false } : { ...pte, softDirty: false });
-  }
-  for (const [pv, leaf] of mm.pmd) mm.pmd.set(pv, { ...leaf, write: false, softDirty: false });
+  // write-protect and clean every entry (only page PTEs and PMD leaves ever carry the write bit)
+  mm.pte.clearBits(BIT_WRITE | BIT_SOFT_DIRTY);
+  mm.pmd.clearBits(BIT_WRITE | BIT_SOFT_DIRTY);
 }

@@ -196,6 +196,12 @@ export abstract class LeafTable<T> {
     return this.t.hasIn(lo, hi);
   }
 
+  /** Clears the flag bits in `mask` (BIT_*) of every entry, in place: what a walk that
+   *  write-protects or cleans every entry does (clear_refs), without decoding them. */
+  clearBits(mask: number): void {
+    this.t.updateAll((w) => w - (entryBits(w) & mask));
+  }
+
   /** Removes the entries with keys in [lo, hi) and returns them decoded, ascending. */
   removeIn(lo: number, hi: number): Array<Readonly<T>> {
     return this.decodeAll(this.t.removeIn(lo, hi));

@@ -14,9 +14,6 @@
  * and before any walk over the array.
  */
 
-/** Tables with more entries than this get a Map index for look-ups. */
-const INDEXED = 32;
-
 const EMPTY: never[] = Object.freeze([]) as unknown as never[];
 
 /** The value of a deleted key. NaN: a number, so an array of numbers stays an unboxed number
@@ -30,10 +27,6 @@ export class Table<V> {
   private e: Array<number | V>;
   /** holes in e */
   private dead = 0;
-  /** key -> value for a table past INDEXED entries, built at its first look-up and kept up to
-   *  date (a binary search over 512 PTEs costs more than the hash probe); never cloned */
-  private idx: Map<number, V> | null = null;
-
   constructor(pairs: Array<number | V> = EMPTY) {
     this.e = pairs;
   }
@@ -84,30 +77,18 @@ export class Table<V> {
   /** The value of `key`; undefined when absent (typed like an integer-keyed Record: a caller that
    *  may miss checks). */
   get(key: number): V {
-    if (this.idx !== null) return this.idx.get(key) as V;
-    if (this.e.length >> 1 > INDEXED) return this.index().get(key) as V;
     const i = this.find(key);
     if (i < 0) return undefined as V;
     const v = this.e[i + 1];
     return (isHole(v) ? undefined : v) as V;
   }
 
-  private index(): Map<number, V> {
-    const m = new Map<number, V>();
-    const e = this.e;
-    for (let i = 0; i < e.length; i += 2) if (!isHole(e[i + 1])) m.set(e[i] as number, e[i + 1] as V);
-    this.idx = m;
-    return m;
-  }
-
   has(key: number): boolean {
-    if (this.idx !== null) return this.idx.has(key);
     const i = this.find(key);
     return i >= 0 && !isHole(this.e[i + 1]);
   }
 
   set(key: number, value: V): this {
-    if (this.idx !== null) this.idx.set(key, value);
     const i = this.find(key);
     if (i >= 0) {
       if (isHole(this.e[i + 1])) this.dead--;
@@ -119,13 +100,13 @@ export class Table<V> {
       return this;
     }
     const at = -i - 1;
-    if (at === this.e.length) this.e.push(key, value);
-    else this.e.splice(at, 0, key, value);
+    if (at === this.e.length) {
+      this.e.push(key, value);
+    } else this.e.splice(at, 0, key, value);
     return this;
   }
 
   delete(key: number): boolean {
-    if (this.idx !== null && !this.idx.delete(key)) return false;
     const i = this.find(key);
     const e = this.e;
     if (i < 0 || isHole(e[i + 1])) return false;
@@ -150,7 +131,12 @@ export class Table<V> {
   clear(): void {
     this.e = EMPTY;
     this.dead = 0;
-    this.idx = null;
+  }
+
+  /** Replaces every value by fn(value), in place (no pair moves). */
+  updateAll(fn: (v: V) => V): void {
+    const e = this.e;
+    for (let i = 1; i < e.length; i += 2) if (!isHole(e[i])) e[i] = fn(e[i] as V);
   }
 
   /** The keys in ascending order (a copy). */
@@ -203,7 +189,6 @@ export class Table<V> {
     const b = this.lowerBound(hi);
     if (a >= b) return [];
     const gone = this.e.splice(a, b - a);
-    if (this.idx !== null) for (let i = 0; i < gone.length; i += 2) this.idx.delete(gone[i] as number);
     if (this.e.length === 0) this.clear();
     const out: V[] = new Array(gone.length >> 1);
     for (let i = 0; i < out.length; i++) out[i] = gone[2 * i + 1] as V;
