@@ -39,9 +39,14 @@ export const OFF_LIMIT = 1024;
 
 const flag = (b: boolean, bit: number): number => (b ? bit : 0);
 
-/** An entry's raw value from its reference and its bits. */
+function unfit(what: string, x: number): never {
+  throw new RangeError(`page-table entry ${what} ${x} does not fit`);
+}
+
+/** An entry's raw value from its reference and its bits. Ids and slots are integers by
+ *  construction; only the sign is checked (a set() per fault makes every check count). */
 function pack(ref: number, bits: number): number {
-  if (ref < -REF_BIAS || !Number.isInteger(ref)) throw new RangeError(`page-table entry reference ${ref}`);
+  if (!(ref >= -REF_BIAS)) unfit('reference', ref);
   return (ref + REF_BIAS) * RADIX + bits;
 }
 
@@ -62,7 +67,7 @@ export function entryRef(w: number): number {
  *  for a swap entry: the raw value of a PTE. */
 export function pteVal(p: Readonly<Pte>): number {
   if (p.t === 'page') {
-    if (!(p.off >= 0 && p.off < OFF_LIMIT && Number.isInteger(p.off))) throw new RangeError(`PTE offset ${p.off}`);
+    if ((p.off & (OFF_LIMIT - 1)) !== p.off) unfit('offset', p.off); // also refuses negative and fractional offsets
     return pack(
       p.folio,
       PTE_PAGE | flag(p.write, BIT_WRITE) | flag(p.dirty, BIT_DIRTY) | flag(p.softDirty, BIT_SOFT_DIRTY) | (p.off << OFF_SHIFT),

@@ -96,11 +96,11 @@ test('codec: the raw value is (ref + 4) * 65536 + bits, in the documented layout
   assert.equal(entryBits(w) >>> 6, 511);
 });
 
-test('codec: an offset or reference that does not fit is refused, not wrapped', () => {
+test('codec: an offset that does not fit, or a negative reference, is refused, not wrapped', () => {
   for (const off of [1024, -1, 0.5])
     assert.throws(() => pteVal({ t: 'page', folio: 1, off, write: false, dirty: false, softDirty: false }), RangeError);
   assert.throws(() => pteVal({ t: 'swap', slot: -5, exclusive: false, softDirty: false }), RangeError);
-  assert.throws(() => hugeVal({ folio: 1.5, write: false, dirty: false }), RangeError);
+  assert.throws(() => hugeVal({ folio: -7, write: false, dirty: false }), RangeError);
 });
 
 test('canonical words from raw values are those of the object form (canon.ts positions)', () => {
