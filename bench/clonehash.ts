@@ -4,21 +4,12 @@
  * noisy VM, where medians of a single run move by up to 2x. `npm run bench` reports medians.
  */
 import { fingerprint } from '../src/model/canon.ts';
-import { SEED_MACHINE } from '../src/model/machine.ts';
 import { findProfile } from '../src/model/profile.ts';
-import { Sim } from '../src/model/sim.ts';
 import { cloneState } from '../src/model/state.ts';
+import { typicalState } from './typical.ts';
 
 // the same typical state as bench/run.ts
-const sim = new Sim(findProfile('v6.2')!, SEED_MACHINE, { check: false });
-const a = sim.mmap(1, { len: 4 * 4096, prot: 3, flags: 0x22 });
-sim.memset(1, a, 1, 2 * 4096);
-sim.read(1, a + 2 * 4096, 4096);
-const c = sim.fork(1);
-const p = sim.pipe();
-sim.vmsplice(c, p, a, 4096);
-sim.gupTestStart(1, a + 4096, 4096, false, false);
-const s = sim.state;
+const s = typicalState(findProfile('v6.2')!).state;
 
 let sink = 0;
 const N = 500_000;

@@ -11,6 +11,7 @@ import { Sim } from '../src/model/sim.ts';
 import { canonicalJson, cloneState } from '../src/model/state.ts';
 import { runCow } from '../src/selftest/cow.ts';
 import { findEdition } from '../src/selftest/editions.ts';
+import { typicalState } from './typical.ts';
 
 /** CPU milliseconds of one call. */
 function cpuOnce(fn: () => void): number {
@@ -48,16 +49,8 @@ for (const [suite, check] of [
   console.log(`selftest --suite ${suite} (invariants ${check ? 'on' : 'off'}), warm: ${ms.toFixed(1)} ms per run`);
 }
 
-// a typical explorer state: two processes after fork, a few small pages, a pipe, a pin
-const sim = new Sim(profile, SEED_MACHINE, { check: false });
-const a = sim.mmap(1, { len: 4 * 4096, prot: 3, flags: 0x22 });
-sim.memset(1, a, 1, 2 * 4096);
-sim.read(1, a + 2 * 4096, 4096);
-const c = sim.fork(1);
-const p = sim.pipe();
-sim.vmsplice(c, p, a, 4096);
-sim.gupTestStart(1, a + 4096, 4096, false, false);
-const s = sim.state;
+// a typical explorer state (bench/typical.ts)
+const { state: s, addr: a } = typicalState(profile);
 let sink = 0;
 const N = 100_000;
 const rate = (fn: () => void, n = N) =>
