@@ -8,6 +8,7 @@
 import { FAULT_FLAG_WRITE, HPAGE_PMD_NR, PAGE_SIZE, VM_READ, VM_WRITE } from './constants.ts';
 import { handleMmFault } from './fault.ts';
 import { type Ctx, findVma, folio, lookup, tokenAt } from './kernel.ts';
+import { ownHuge, ownPmd } from './pagetable.ts';
 import type { Proc, Token, Vma } from './types.ts';
 
 export type Content = Array<[Token, number]>;
@@ -73,14 +74,14 @@ export function access(k: Ctx, p: Proc, addr: number, token?: Token): Access {
       if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, off) };
       if (e.leaf.write) {
         folio(k, e.leaf.folio).setData(off, token);
-        if (!e.leaf.dirty) mm.pmd.set(e.vpn, { ...e.leaf, dirty: true });
+        if (!e.leaf.dirty) ownPmd(mm).set(e.vpn, { ...e.leaf, dirty: true });
         return { ok: true, token };
       }
     } else if (e.level === 'huge') {
       if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, 0) };
       if (e.leaf.write) {
         folio(k, e.leaf.folio).setData(0, token);
-        if (!e.leaf.dirty) mm.huge.set(e.vpn, { ...e.leaf, dirty: true });
+        if (!e.leaf.dirty) ownHuge(mm).set(e.vpn, { ...e.leaf, dirty: true });
         return { ok: true, token };
       }
     }

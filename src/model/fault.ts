@@ -38,6 +38,7 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
+import { ownHuge, ownPmd } from './pagetable.ts';
 import { deleteFromSwapCache, freeSwapCache, swapIn } from './swap.ts';
 import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, type ZeroPte } from './types.ts';
 
@@ -72,7 +73,7 @@ export function handleMmFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: num
       if (wpHugePmd(k, mm, vma, pv, flags) === 'done') return 'ok';
       // VM_FAULT_FALLBACK: the PMD was split; handle the fault at PTE level
     } else {
-      if (flags & FAULT_FLAG_WRITE && !leaf.dirty) mm.pmd.set(pv, { ...leaf, dirty: true });
+      if (flags & FAULT_FLAG_WRITE && !leaf.dirty) ownPmd(mm).set(pv, { ...leaf, dirty: true });
       return 'ok';
     }
   }
@@ -128,7 +129,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
       mm.hugeZeroRef = true;
       k.s.hugeZeroRefs++;
     }
-    mm.pmd.set(pv, { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: true });
+    ownPmd(mm).set(pv, { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: true });
     emitMm(k, mm, 'map huge zeropage', pv * PAGE_SIZE);
     return 'ok';
   }
@@ -136,7 +137,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
   f.setExclusive(0, true);
   mapEntire(k, f.id);
   const write = (vma.flags & VM_WRITE) !== 0;
-  mm.pmd.set(pv, { t: 'thp', folio: f.id, write, dirty: true, softDirty: true });
+  ownPmd(mm).set(pv, { t: 'thp', folio: f.id, write, dirty: true, softDirty: true });
   emitMm(k, mm, 'new THP', pv * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
@@ -209,7 +210,7 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     emitMm(k, mm, 'unshare: THP already exclusive', pv * PAGE_SIZE);
     return 'done';
   }
-  mm.pmd.set(pv, { ...leaf, write: leaf.write || (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
+  ownPmd(mm).set(pv, { ...leaf, write: leaf.write || (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   emitMm(k, mm, 'reuse THP', pv * PAGE_SIZE);
   return 'done';
 }
@@ -226,7 +227,7 @@ function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
   f.setExclusive(0, true);
   mapEntire(k, f.id);
   vma.anonVma = true;
-  mm.pmd.set(pv, { t: 'thp', folio: f.id, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
+  ownPmd(mm).set(pv, { t: 'thp', folio: f.id, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   if (old.t === 'thp') unmapEntire(k, old.folio);
   emitMm(k, mm, 'COW: new THP', pv * PAGE_SIZE, `${from} -> folio ${f.id}`);
   return 'done';
@@ -459,14 +460,14 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     }
     mapEntire(k, id);
     const write = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0;
-    mm.huge.set(hv, { folio: id, write, dirty: false });
+    ownHuge(mm).set(hv, { folio: id, write, dirty: false });
     emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
     if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
-    if (flags & FAULT_FLAG_WRITE) mm.huge.set(hv, { folio: id, write, dirty: true });
+    if (flags & FAULT_FLAG_WRITE) ownHuge(mm).set(hv, { folio: id, write, dirty: true });
     return 'ok';
   }
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !leaf.write) return hugetlbWp(k, mm, vma, hv, flags);
-  if (flags & FAULT_FLAG_WRITE && !leaf.dirty) mm.huge.set(hv, { ...leaf, dirty: true });
+  if (flags & FAULT_FLAG_WRITE && !leaf.dirty) ownHuge(mm).set(hv, { ...leaf, dirty: true });
   return 'ok';
 }
 
@@ -481,13 +482,13 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   if (k.sw['hugetlb-no-force-write'] && !unshare && !(vma.flags & VM_WRITE)) return 'sigsegv';
   const leaf = mm.huge.get(hv);
   if (vmaIsShared(vma)) {
-    mm.huge.set(hv, { ...leaf, write: true, dirty: true });
+    ownHuge(mm).set(hv, { ...leaf, write: true, dirty: true });
     return 'ok';
   }
   const old = folio(k, leaf.folio);
   if (old.kind === 'anon' && pageMapcount(old, 0) === 1) {
     old.setExclusive(0, true);
-    if (!unshare) mm.huge.set(hv, { ...leaf, write: true, dirty: true });
+    if (!unshare) ownHuge(mm).set(hv, { ...leaf, write: true, dirty: true });
     emitMm(k, mm, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
     return 'ok';
   }
@@ -500,7 +501,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   f.setData(0, old.dataAt(0));
   f.setExclusive(0, true);
   mapEntire(k, f.id);
-  mm.huge.set(hv, { folio: f.id, write: !unshare, dirty: !unshare });
+  ownHuge(mm).set(hv, { folio: f.id, write: !unshare, dirty: !unshare });
   unmapEntire(k, old.id);
   emitMm(k, mm, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
   return 'ok';

@@ -4,12 +4,13 @@
  */
 import { EINVAL, ENOSPC, PAGE_SIZE } from './constants.ts';
 import { allocFolio, bug, type Ctx, folio, hugetlbPool } from './kernel.ts';
+import { ownTable } from './table.ts';
 import { type File, type FileKind, type Folio, newTable, sortedKeys, type Token } from './types.ts';
 
 export function createFile(k: Ctx, kind: FileKind, hugetlb = 0): File {
   const id = k.s.nextId++;
   const f: File = { id, kind, hugetlb, size: 0, cache: newTable(), disk: [] };
-  k.s.files.set(id, f);
+  ownTable(k.s, 'files').set(id, f);
   return f;
 }
 

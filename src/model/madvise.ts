@@ -36,6 +36,7 @@ import {
   vpnOf,
 } from './kernel.ts';
 import { madviseDontneed, setVmaFlags } from './mm.ts';
+import { ownPmd } from './pagetable.ts';
 import { reclaimFolio } from './swap.ts';
 import type { Folio, Proc } from './types.ts';
 
@@ -165,7 +166,7 @@ function madviseCollapse(k: Ctx, p: Proc, addr: number, len: number): number {
       if (pte?.t === 'page') unmapPte(k, pte.folio, pte.off);
     }
     mapEntire(k, n.id);
-    mm.pmd.set(pv, { t: 'thp', folio: n.id, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
+    ownPmd(mm).set(pv, { t: 'thp', folio: n.id, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
     emit(k, p.pid, 'collapse into new THP', a, `folio ${n.id}`);
   }
   return 0;

@@ -48,7 +48,7 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
-import { BIT_SOFT_DIRTY, BIT_WRITE } from './pagetable.ts';
+import { BIT_SOFT_DIRTY, BIT_WRITE, ownHuge, ownPmd } from './pagetable.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
 import { type Folio, type Mm, type Proc, sortedKeys, type Vma } from './types.ts';
@@ -311,11 +311,11 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
     }
     for (const key of sortedKeys(mm.pmd)) {
       const pv = Number(key);
-      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) mm.pmd.set(pv, { ...mm.pmd.get(pv), write: false });
+      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: false });
     }
     for (const key of sortedKeys(mm.huge)) {
       const hv = Number(key);
-      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) mm.huge.set(hv, { ...mm.huge.get(hv), write: false });
+      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) ownHuge(mm).set(hv, { ...mm.huge.get(hv), write: false });
     }
   }
   mergeVmas(mm);
@@ -375,7 +375,7 @@ export function mremapFixed(k: Ctx, p: Proc, oldAddr: number, len: number, newAd
     if (mm.pmd.get(pv)) {
       const aligned = vpn === pv && shift % HPAGE_PMD_NR === 0 && vpn + HPAGE_PMD_NR <= vpnOf(oldAddr + len);
       if (aligned) {
-        mm.pmd.set(pv + shift, mm.pmd.get(pv));
+        ownPmd(mm).set(pv + shift, mm.pmd.get(pv));
         mm.pmd.delete(pv);
         vpn += HPAGE_PMD_NR - 1;
         continue;
@@ -430,7 +430,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
         const c = allocFolio(k, 'anon', 1, v.hugetlb, [f.dataAt(0)]);
         c.setExclusive(0, true);
         mapEntire(k, c.id);
-        dst.huge.set(hv, { folio: c.id, write: true, dirty: true });
+        ownHuge(dst).set(hv, { folio: c.id, write: true, dirty: true });
         emit(k, child.pid, 'fork: copy pinned hugetlb page', hv * PAGE_SIZE);
         continue;
       }
@@ -438,8 +438,8 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       mapEntire(k, f.id);
       // write-protected in both (huge_ptep_set_wrprotect on the parent's entry)
       const e = cow ? { ...leaf, write: false } : leaf;
-      if (cow) src.huge.set(hv, e);
-      dst.huge.set(hv, e);
+      if (cow) ownHuge(src).set(hv, e);
+      ownHuge(dst).set(hv, e);
     }
     return;
   }
@@ -451,7 +451,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
           dst.hugeZeroRef = true;
           k.s.hugeZeroRefs++;
         }
-        dst.pmd.set(pv, leaf);
+        ownPmd(dst).set(pv, leaf);
         continue;
       }
       const f = folio(k, leaf.folio);
@@ -460,8 +460,8 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
         mapEntire(k, f.id);
         // write-protected in both (pmdp_set_wrprotect on the parent's entry)
         const e = cow ? { ...leaf, write: false } : leaf;
-        if (cow) src.pmd.set(pv, e);
-        dst.pmd.set(pv, e);
+        if (cow) ownPmd(src).set(pv, e);
+        ownPmd(dst).set(pv, e);
         continue;
       }
       // a maybe-pinned exclusive THP: split the parent's PMD, copy at PTE level (d042035eaf5f)

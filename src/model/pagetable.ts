@@ -153,8 +153,12 @@ export abstract class LeafTable<T> {
    *  a clone of an empty page table is then one small object. */
   constructor(protected t: Table<number> = NO_ENTRIES) {}
 
+  /** set() refuses on the shared empty tables of each kind (EMPTY_PMD, EMPTY_HUGE). */
+  protected frozen = false;
+
   /** The inner table, made this table's own before a change. */
   protected own(): Table<number> {
+    if (this.frozen) throw new Error('write to a shared empty page table: replace it with ownPmd/ownHuge first');
     if (this.t === NO_ENTRIES) this.t = new Table<number>();
     return this.t;
   }
@@ -323,4 +327,23 @@ export function newPmdTable(): LeafTable<PmdLeaf> {
 
 export function newHugeTable(): LeafTable<HugeLeaf> {
   return new HugeTable();
+}
+
+/** The empty PMD and hugetlb tables that empty mms share (most mms have no PMD leaf and no
+ *  hugetlb entry): a clone of one allocates nothing. ownPmd/ownHuge replace them before a write. */
+export const EMPTY_PMD: LeafTable<PmdLeaf> = newPmdTable();
+export const EMPTY_HUGE: LeafTable<HugeLeaf> = newHugeTable();
+(EMPTY_PMD as unknown as { frozen: boolean }).frozen = true;
+(EMPTY_HUGE as unknown as { frozen: boolean }).frozen = true;
+
+/** mm.pmd, made the mm's own for a write. */
+export function ownPmd(mm: { pmd: LeafTable<PmdLeaf> }): LeafTable<PmdLeaf> {
+  if (mm.pmd === EMPTY_PMD) mm.pmd = newPmdTable();
+  return mm.pmd;
+}
+
+/** mm.huge, made the mm's own for a write. */
+export function ownHuge(mm: { huge: LeafTable<HugeLeaf> }): LeafTable<HugeLeaf> {
+  if (mm.huge === EMPTY_HUGE) mm.huge = newHugeTable();
+  return mm.huge;
 }

@@ -5,7 +5,8 @@
 import { fingerprint } from './canon.ts';
 import { FolioTable } from './folio.ts';
 import type { Machine } from './machine.ts';
-import { newHugeTable, newPmdTable, newPteTable } from './pagetable.ts';
+import { EMPTY_HUGE, EMPTY_PMD, newPteTable } from './pagetable.ts';
+import { cloneOrShare, NO_ROWS } from './table.ts';
 import { type File, type Mm, newTable, type PinSet, type Pipe, type Proc, type State, type SwapSlot, type Vma } from './types.ts';
 
 /**
@@ -20,11 +21,11 @@ export function createState(m: Machine): State {
   const s: State = {
     folios: new FolioTable(),
     procs: newTable(),
-    files: newTable(),
+    files: NO_ROWS,
     pipes: newTable(),
     pins: newTable(),
-    swap: newTable(),
-    swapcache: newTable(),
+    swap: NO_ROWS,
+    swapcache: NO_ROWS,
     hugetlb: m.hugetlb.map((h) => ({ size: h.size, nr: h.nr, free: h.nr, resv: 0 })),
     zeroPageRefs: 0,
     hugeZeroRefs: 0,
@@ -49,8 +50,8 @@ export function emptyMm(): Mm {
   return {
     vmas: [],
     pte: newPteTable(),
-    pmd: newPmdTable(),
-    huge: newHugeTable(),
+    pmd: EMPTY_PMD,
+    huge: EMPTY_HUGE,
     hasPinned: false,
     lockedVm: 0,
     pinnedVm: 0,
@@ -77,8 +78,8 @@ function cloneMm(mm: Mm): Mm {
   return {
     vmas: mm.vmas.map(cloneVma),
     pte: mm.pte.clone(),
-    pmd: mm.pmd.clone(),
-    huge: mm.huge.clone(),
+    pmd: mm.pmd.size ? mm.pmd.clone() : EMPTY_PMD,
+    huge: mm.huge.size ? mm.huge.clone() : EMPTY_HUGE,
     hasPinned: mm.hasPinned,
     lockedVm: mm.lockedVm,
     pinnedVm: mm.pinnedVm,
@@ -125,11 +126,11 @@ export function cloneState(s: State): State {
   return {
     folios: s.folios.clone(),
     procs: s.procs.clone(cloneProc),
-    files: s.files.clone(cloneFile),
+    files: cloneOrShare(s.files, cloneFile),
     pipes: s.pipes.clone(clonePipe),
     pins: s.pins.clone(clonePins),
-    swap: s.swap.clone(cloneSwap),
-    swapcache: s.swapcache.cloneNumbers(),
+    swap: cloneOrShare(s.swap, cloneSwap),
+    swapcache: cloneOrShare(s.swapcache, (x) => x),
     hugetlb: s.hugetlb.map((h) => ({ size: h.size, nr: h.nr, free: h.free, resv: h.resv })),
     zeroPageRefs: s.zeroPageRefs,
     hugeZeroRefs: s.hugeZeroRefs,

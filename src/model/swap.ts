@@ -7,6 +7,7 @@
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
 import { type FaultResult, reuseSwapPage } from './fault.ts';
 import { allocFolio, bug, type Ctx, emitMm, folio, folioMapcount, folioMaybeDmaPinned, mapPte, putRef } from './kernel.ts';
+import { ownTable } from './table.ts';
 import { type Folio, type Mm, type SwapPte, sortedKeys, type Vma } from './types.ts';
 
 /** folio_free_swap(): drop the folio from the swap cache if no swap PTE still needs the slot. */
@@ -55,7 +56,7 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
   if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
   const base = k.s.nextSlot;
   k.s.nextSlot += f.nr;
-  for (let i = 0; i < f.nr; i++) k.s.swap.set(base + i, { count: 0, data: f.dataAt(i) });
+  for (let i = 0; i < f.nr; i++) ownTable(k.s, 'swap').set(base + i, { count: 0, data: f.dataAt(i) });
   // the rmap walk: every PTE mapping the folio (callers that know them say where they are)
   const places = where ? [where] : [...k.s.procs.values()].filter((p) => p.alive).map((p) => ({ mm: p.mm, vpns: sortedKeys(p.mm.pte) }));
   for (const { mm, vpns } of places) {
@@ -95,7 +96,7 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, pte: Readonly<Swap
     const f = allocFolio(k, 'anon', 1, 0, [slot.data]);
     f.swapSlot = slotId;
     f.refcount = 1; // the swap cache's reference
-    k.s.swapcache.set(slotId, f.id);
+    ownTable(k.s, 'swapcache').set(slotId, f.id);
     id = f.id;
   }
   const f = folio(k, id);

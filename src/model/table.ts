@@ -27,6 +27,8 @@ export class Table<V> {
   private e: Array<number | V>;
   /** holes in e */
   private dead = 0;
+  /** a shared empty table (NO_ROWS): set() refuses, the holder must put a table of its own first */
+  private frozen = false;
   constructor(pairs: Array<number | V> = EMPTY) {
     this.e = pairs;
   }
@@ -89,6 +91,7 @@ export class Table<V> {
   }
 
   set(key: number, value: V): this {
+    if (this.frozen) throw new Error('write to a shared empty table: replace it with a table of its own first (ownTable)');
     const i = this.find(key);
     if (i >= 0) {
       if (isHole(this.e[i + 1])) this.dead--;
@@ -236,4 +239,20 @@ export class Table<V> {
     for (const [k, v] of this.entries()) o[k] = v;
     return o;
   }
+}
+
+/** The empty table that empty tables of states share (a clone of a state with no files, no swap
+ *  and no swap cache allocates nothing for them). Writers replace it first: ownTable(). */
+export const NO_ROWS: Table<never> = new Table<never>();
+(NO_ROWS as unknown as { frozen: boolean }).frozen = true;
+
+/** The table at holder[key], made the holder's own if it is the shared NO_ROWS, for a write. */
+export function ownTable<H, K extends keyof H>(holder: H, key: K): H[K] {
+  if ((holder[key] as unknown) === NO_ROWS) holder[key] = new Table() as H[K];
+  return holder[key];
+}
+
+/** A clone of a table that may be the shared empty one: empty tables clone to NO_ROWS. */
+export function cloneOrShare<V>(t: Table<V>, copy: (v: V) => V): Table<V> {
+  return t.size ? t.clone(copy) : (NO_ROWS as Table<V>);
 }

@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { hugeCanonWord, pmdCanonWord, pteCanonWord } from '../../src/model/canon.ts';
 import {
+  EMPTY_HUGE,
+  EMPTY_PMD,
   entryBits,
   entryRef,
   hugeOf,
@@ -11,6 +13,8 @@ import {
   newHugeTable,
   newPmdTable,
   newPteTable,
+  ownHuge,
+  ownPmd,
   pmdOf,
   pmdVal,
   pteOf,
@@ -278,4 +282,16 @@ test('LeafTable: toJSON writes the objects of today, field by field', () => {
   huge.set(0, { folio: 1_000_000, write: false, dirty: true });
   assert.equal(JSON.stringify(huge), '{"0":{"folio":1000000,"write":false,"dirty":true}}');
   assert.equal(JSON.stringify(newPteTable()), '{}');
+});
+
+test('EMPTY_PMD / EMPTY_HUGE: shared by empty mms, refuse writes; ownPmd / ownHuge replace them for the writer only', () => {
+  const mm1 = { pmd: EMPTY_PMD, huge: EMPTY_HUGE };
+  const mm2 = { pmd: mm1.pmd, huge: mm1.huge };
+  assert.throws(() => mm1.pmd.set(512, { t: 'thp', folio: 3, write: true, dirty: true, softDirty: true }), /shared empty page table/);
+  assert.throws(() => mm1.huge.set(512, { folio: 3, write: true, dirty: true }), /shared empty page table/);
+  ownPmd(mm1).set(512, { t: 'thp', folio: 3, write: true, dirty: true, softDirty: true });
+  ownHuge(mm1).set(1024, { folio: 4, write: false, dirty: false });
+  assert.equal(mm1.pmd.get(512)?.folio, 3);
+  assert.equal(mm1.huge.get(1024)?.folio, 4);
+  assert.equal(mm2.pmd.size + mm2.huge.size + EMPTY_PMD.size + EMPTY_HUGE.size, 0);
 });

@@ -5,6 +5,7 @@ import { encodeState } from '../../src/model/canon.ts';
 import { EINVAL, ENOMEM, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, TASK_SIZE } from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
 import { canonicalJson, cloneState, createState, hashState } from '../../src/model/state.ts';
+import { ownTable } from '../../src/model/table.ts';
 import { anon, mkSim, thpArea } from './helpers.ts';
 
 function build(token = 1) {
@@ -164,7 +165,7 @@ test('a folio or swap slot nothing refers to still counts in the canonical form 
   leakFolio.folios.alloc(9999, 'anon', 1, 0, 1, [42], -1, 0).refcount = 1;
   assert.notEqual(hashState(leakFolio), h);
   const leakSlot = cloneState(sim.state);
-  leakSlot.swap.set(9999, { count: 0, data: 42 });
+  ownTable(leakSlot, 'swap').set(9999, { count: 0, data: 42 });
   assert.notEqual(hashState(leakSlot), h);
   assert.notEqual(hashState(leakSlot), hashState(leakFolio));
 });

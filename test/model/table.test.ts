@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { Table } from '../../src/model/table.ts';
+import { cloneOrShare, NO_ROWS, ownTable, Table } from '../../src/model/table.ts';
 
 type Op =
   | { op: 'set'; key: number; value: number }
@@ -182,4 +182,19 @@ test('Table: a big table agrees with a Map through appends, deletes (holes, pops
   assert.equal(t.get(0), undefined);
   t.set(0, 3);
   assert.equal(t.get(0), 3);
+});
+
+test('NO_ROWS: the shared empty table refuses writes; ownTable gives the holder a table of its own first', () => {
+  const a = { t: NO_ROWS as Table<number> };
+  const b = { t: a.t }; // a clone shares it
+  assert.throws(() => a.t.set(1, 1), /shared empty table/);
+  ownTable(a, 't').set(1, 1);
+  assert.equal(a.t.get(1), 1);
+  assert.equal(b.t.size, 0, 'the other holder still sees an empty table');
+  assert.equal(NO_ROWS.size, 0);
+  assert.equal(ownTable(a, 't'), a.t, 'a table of its own stays');
+  assert.equal(
+    cloneOrShare(new Table<number>(), (x) => x),
+    NO_ROWS,
+  );
 });
