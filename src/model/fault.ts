@@ -25,6 +25,7 @@ import {
   folioMapcount,
   hasPteTable,
   hugetlbPool,
+  hugetlbPoolAdd,
   hugeVpnOf,
   isCowMapping,
   mapEntire,
@@ -513,12 +514,13 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
  */
 export function allocHugetlbFolio(k: Ctx, vma: Vma, useResv: boolean) {
   const pool = hugetlbPool(k, vma.hugetlb);
+  let resv = 0;
   if (useResv && vma.resv > 0) {
     vma.resv--;
-    pool.resv--;
+    resv = -1;
   } else if (pool.free - pool.resv <= 0) {
     return null;
   }
-  pool.free--;
+  hugetlbPoolAdd(k, vma.hugetlb, -1, resv);
   return allocFolio(k, 'file', 1, vma.hugetlb, [0]);
 }

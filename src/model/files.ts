@@ -3,7 +3,7 @@
  * MFD_HUGETLB (hugetlbfs). The page cache holds one reference per cached page.
  */
 import { EINVAL, ENOSPC, PAGE_SIZE } from './constants.ts';
-import { allocFolio, bug, type Ctx, folio, hugetlbPool } from './kernel.ts';
+import { allocFolio, bug, type Ctx, folio, hugetlbPool, hugetlbPoolAdd } from './kernel.ts';
 import { ownTable } from './table.ts';
 import { type File, type FileKind, type Folio, newTable, sortedKeys, type Token } from './types.ts';
 
@@ -47,7 +47,7 @@ export function fallocate(k: Ctx, fileId: number, len: number): number {
     if (file.kind === 'hugetlbfs') {
       const pool = hugetlbPool(k, file.hugetlb);
       if (pool.free - pool.resv <= 0) return -ENOSPC;
-      pool.free--;
+      hugetlbPoolAdd(k, file.hugetlb, -1, 0);
       const f = allocFolio(k, 'file', 1, file.hugetlb, [0], file.id, i);
       f.refcount = 1;
       file.cache.set(i, f.id);

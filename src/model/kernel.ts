@@ -148,7 +148,7 @@ function freeFolio(k: Ctx, f: Folio): void {
   if (folioMapcount(f)) bug(`freeing mapped folio ${f.id}`);
   if (f.pincount) bug(`freeing pinned folio ${f.id}`);
   if (f.swapSlot >= 0 || f.file >= 0) bug(`freeing folio ${f.id} still in a cache`);
-  if (f.hugetlb) hugetlbPool(k, f.hugetlb).free++;
+  if (f.hugetlb) hugetlbPoolAdd(k, f.hugetlb, 1, 0);
   k.s.folios.delete(f.id);
 }
 
@@ -173,6 +173,13 @@ export function pageMapcount(f: Folio, off: number): number {
 export function tokenAt(k: Ctx, id: number, off: number): Token {
   if (id === ZERO_FOLIO || id === HUGE_ZERO_FOLIO) return 0;
   return folio(k, id).dataAt(off);
+}
+
+/** Adds to a hugetlb pool's free pages and reservations (the pool records are immutable and shared
+ *  by clones, so this replaces the array with the changed record in it). */
+export function hugetlbPoolAdd(k: Ctx, size: number, free: number, resv: number): void {
+  hugetlbPool(k, size);
+  k.s.hugetlb = k.s.hugetlb.map((p) => (p.size === size ? { size: p.size, nr: p.nr, free: p.free + free, resv: p.resv + resv } : p));
 }
 
 export function hugetlbPool(k: Ctx, size: number) {

@@ -38,6 +38,7 @@ import {
   folioMapcount,
   folioMaybeDmaPinned,
   hugetlbPool,
+  hugetlbPoolAdd,
   isCowMapping,
   mapEntire,
   mapPte,
@@ -118,7 +119,7 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
     const need = len / hugetlb;
     if (!shared && !(a.flags & MAP_NORESERVE)) {
       if (pool.free - pool.resv < need) return -ENOMEM;
-      pool.resv += need;
+      hugetlbPoolAdd(k, hugetlb, 0, need);
     } else if (shared && fileObj) {
       let missing = 0;
       for (let i = 0; i < need; i++) if (fileObj.cache.get((a.offset ?? 0) / hugetlb + i) === undefined) missing++;
@@ -256,7 +257,7 @@ export function munmap(k: Ctx, p: Proc, addr: number, len: number): number {
   if (typeof vmas === 'number') return vmas;
   for (const v of vmas) {
     zapRange(k, mm, v, v.start, v.end);
-    if (v.resv) hugetlbPool(k, v.hugetlb).resv -= v.resv;
+    if (v.resv) hugetlbPoolAdd(k, v.hugetlb, 0, -v.resv);
     mm.vmas.splice(mm.vmas.indexOf(v), 1);
   }
   emit(k, p.pid, 'munmap', addr, `${len} bytes`);
@@ -426,7 +427,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       if (copyForChild(f, 0, true)) {
         const pool = hugetlbPool(k, v.hugetlb);
         if (pool.free - pool.resv <= 0) bug('fork: no huge page for the copy of a pinned page');
-        pool.free--;
+        hugetlbPoolAdd(k, v.hugetlb, -1, 0);
         const c = allocFolio(k, 'anon', 1, v.hugetlb, [f.dataAt(0)]);
         c.setExclusive(0, true);
         mapEntire(k, c.id);
@@ -530,7 +531,7 @@ export function exitMm(k: Ctx, p: Proc): void {
   const mm = p.mm;
   for (const v of [...mm.vmas]) {
     zapRange(k, mm, v, v.start, v.end);
-    if (v.resv) hugetlbPool(k, v.hugetlb).resv -= v.resv;
+    if (v.resv) hugetlbPoolAdd(k, v.hugetlb, 0, -v.resv);
   }
   mm.vmas = [];
   if (mm.hugeZeroRef) {

@@ -131,7 +131,7 @@ export function cloneState(s: State): State {
     pins: s.pins.clone(clonePins),
     swap: cloneOrShare(s.swap, cloneSwap),
     swapcache: cloneOrShare(s.swapcache, (x) => x),
-    hugetlb: s.hugetlb.map((h) => ({ size: h.size, nr: h.nr, free: h.free, resv: h.resv })),
+    hugetlb: s.hugetlb, // immutable pools (a change replaces the array): shared
     zeroPageRefs: s.zeroPageRefs,
     hugeZeroRefs: s.hugeZeroRefs,
     hugeZeroPins: s.hugeZeroPins,

@@ -175,11 +175,13 @@ export interface SwapSlot {
   data: Token;
 }
 
+/** A hugetlb pool. Immutable, so clones share the pools: a change replaces the record
+ *  (hugetlbPoolAdd in kernel.ts). */
 export interface HugetlbPool {
-  size: number;
-  nr: number;
-  free: number;
-  resv: number;
+  readonly size: number;
+  readonly nr: number;
+  readonly free: number;
+  readonly resv: number;
 }
 
 export interface State {
@@ -191,7 +193,7 @@ export interface State {
   swap: Table<SwapSlot>;
   /** swap cache: slot -> folio id holding it */
   swapcache: Table<number>;
-  hugetlb: HugetlbPool[];
+  hugetlb: readonly HugetlbPool[];
   /** refcount taken on the shared zeropage by pins (6.2: GUP_PIN_COUNTING_BIAS each) */
   zeroPageRefs: number;
   /** refcount of the huge zero folio: one per mm using it plus GUP references and pins */

@@ -95,7 +95,7 @@ test('a wrong swap count, hugetlb pool or memlock counter is a ModelBug', () => 
   }
   {
     const { sim } = busy();
-    sim.state.hugetlb[0].free++;
+    sim.state.hugetlb = [{ ...sim.state.hugetlb[0], free: sim.state.hugetlb[0].free + 1 }, ...sim.state.hugetlb.slice(1)];
     assert.throws(() => checkInvariants(sim.k), ModelBug);
   }
   {

@@ -75,7 +75,7 @@ test('cloneState is a deep copy: mutating the clone leaves the original and its 
       [...s.swap.values()][0].data = 55;
     },
     (s) => {
-      s.hugetlb[0].free = 0;
+      s.hugetlb = [{ ...s.hugetlb[0], free: 0 }, ...s.hugetlb.slice(1)];
     },
   ];
   for (const [i, m] of mutations.entries()) {
