@@ -47,12 +47,11 @@ export function checkInvariants(k: Ctx): void {
     if (!p.alive && mm.vmas.length) bug(`dead process ${p.pid} still has VMAs`);
     if (mm.hugeZeroRef) hugeZeroMms++;
     const inVma = (vpn: number) => mm.vmas.find((v) => vpn * 4096 >= v.start && vpn * 4096 < v.end);
-    for (const key of sortedKeys(mm.pte)) {
-      const vpn = Number(key);
-      const pte = mm.pte.get(vpn);
+    // page tables walked once each, decoding every entry once (entries() is in address order)
+    for (const [vpn, pte] of mm.pte) {
       const v = inVma(vpn);
       if (!v) bug(`pid ${p.pid}: PTE at ${(vpn * 4096).toString(16)} outside any VMA`);
-      if (mm.pmd.get(vpn - (vpn % HPAGE_PMD_NR))) bug(`pid ${p.pid}: PTE under a PMD leaf`);
+      if (mm.pmd.has(vpn - (vpn % HPAGE_PMD_NR))) bug(`pid ${p.pid}: PTE under a PMD leaf`);
       if (pte.t === 'swap') {
         swapUse.set(pte.slot, (swapUse.get(pte.slot) ?? 0) + 1);
         continue;
@@ -66,9 +65,7 @@ export function checkInvariants(k: Ctx): void {
         bug(`pid ${p.pid}: writable PTE at ${(vpn * 4096).toString(16)} maps non-exclusive anon page`);
       }
     }
-    for (const key of sortedKeys(mm.pmd)) {
-      const pv = Number(key);
-      const leaf = mm.pmd.get(pv);
+    for (const [pv, leaf] of mm.pmd) {
       const v = inVma(pv);
       if (!v || v.end < (pv + HPAGE_PMD_NR) * 4096) bug(`pid ${p.pid}: PMD leaf not inside one VMA`);
       if (leaf.t === 'hugezero') {
@@ -81,9 +78,7 @@ export function checkInvariants(k: Ctx): void {
       x.entire++;
       if (leaf.write && isCowMapping(v.flags) && !f.exclusiveAt(0)) bug(`pid ${p.pid}: writable PMD maps non-exclusive THP`);
     }
-    for (const key of sortedKeys(mm.huge)) {
-      const hv = Number(key);
-      const leaf = mm.huge.get(hv);
+    for (const [hv, leaf] of mm.huge) {
       const v = inVma(hv);
       if (!v) bug(`pid ${p.pid}: hugetlb entry outside any VMA`);
       const f = s.folios.get(leaf.folio);
