@@ -37,7 +37,11 @@ import type { File, Folio, Mm, State } from './types.ts';
 /** A PTE: kind (page 1, zero 2, swap 3), then write 3, dirty 4, soft-dirty 5; a swap PTE's
  *  exclusive marker at 3. */
 export function pteCanonWord(w: number): number {
-  const bits = entryBits(w);
+  return pteCanonBits(entryBits(w));
+}
+
+/** pteCanonWord from the low 16 bits, for the encoder that has them already. */
+function pteCanonBits(bits: number): number {
   const kind = bits & KIND_MASK;
   if (kind === PTE_PAGE) return PTE_PAGE | ((bits & (BIT_WRITE | BIT_DIRTY | BIT_SOFT_DIRTY)) << 1);
   if (kind === PTE_ZERO) return PTE_ZERO | ((bits & BIT_SOFT_DIRTY) << 1);
@@ -251,7 +255,7 @@ class Encoder {
     const bits = entryBits(w);
     const kind = bits & KIND_MASK;
     this.w(key);
-    this.w(pteCanonWord(w));
+    this.w(pteCanonBits(bits));
     if (kind === PTE_PAGE) {
       this.w(bits >>> OFF_SHIFT);
       this.folioRef(entryRef(w));
