@@ -38,7 +38,11 @@ import type { File, Mm, PinSet, Pipe, Proc, State } from './types.ts';
 /** A PTE: kind (page 1, zero 2, swap 3), then write 3, dirty 4, soft-dirty 5; a swap PTE's
  *  exclusive marker at 3. */
 export function pteCanonWord(w: number): number {
-  const bits = entryBits(w);
+  return pteCanonBits(entryBits(w));
+}
+
+/** pteCanonWord from the low 16 bits, for the encoder that has them already. */
+function pteCanonBits(bits: number): number {
   const kind = bits & KIND_MASK;
   if (kind === PTE_PAGE) return PTE_PAGE | ((bits & (BIT_WRITE | BIT_DIRTY | BIT_SOFT_DIRTY)) << 1);
   if (kind === PTE_ZERO) return PTE_ZERO | ((bits & BIT_SOFT_DIRTY) << 1);
@@ -308,10 +312,10 @@ class Encoder {
   pteWords(key: number, w: number): void {
     const bits = entryBits(w);
     if ((bits & KIND_MASK) === PTE_PAGE) {
-      this.w3(key, pteCanonWord(w), bits >>> OFF_SHIFT);
+      this.w3(key, pteCanonBits(bits), bits >>> OFF_SHIFT);
       this.folioRef(entryRef(w));
     } else {
-      this.w2(key, pteCanonWord(w));
+      this.w2(key, pteCanonBits(bits));
       if ((bits & KIND_MASK) === PTE_SWAP) this.slotRef(entryRef(w));
     }
   }
