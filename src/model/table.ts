@@ -29,6 +29,7 @@ export class Table<V> {
   private dead = 0;
   /** a shared empty table (NO_ROWS): set() refuses, the holder must put a table of its own first */
   private frozen = false;
+
   constructor(pairs: Array<number | V> = EMPTY) {
     this.e = pairs;
   }
