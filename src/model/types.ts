@@ -1,11 +1,12 @@
 /**
  * The model state: plain, cloneable data. Everything a rule reads or writes is here; there are
- * no hidden object graphs and no classes. Collections keyed by small integers (vpn, folio id, pid,
- * swap slot, ...) are Tables: Maps, which look up, delete and iterate far faster than integer-keyed
- * objects in V8's dictionary mode. A Table (table.ts) keeps its keys in ascending order, so every
- * walk (processes by pid, page tables by address) is in a canonical order, and a clone is a few
- * array slices. Page tables are LeafTables (pagetable.ts): the same, with each entry packed into
- * one number.
+ * no hidden object graphs. Collections keyed by small integers (vpn, folio id, pid, swap slot, ...)
+ * are Tables (table.ts): one array of key, value pairs, keys ascending, so every walk (processes by
+ * pid, page tables by address) is in canonical order and a clone is one slice. Page tables are
+ * LeafTables (pagetable.ts): the same, each entry packed into one number; folios are number
+ * records behind Folio views (folio.ts). Empty tables are shared singletons that refuse writes:
+ * writers take a table of their own first (ownTable, ownPmd, ownHuge). Page runs and hugetlb pools
+ * are immutable and shared by clones.
  *
  * Units: addresses and sizes are bytes; `vpn` is a virtual page number (address / 4096);
  * a folio's "page" index is in 4 KiB pages except for hugetlb folios, whose single "unit" is the
@@ -93,9 +94,10 @@ export interface Mm {
   vmas: Vma[];
   /** PTEs keyed by vpn (packed, pagetable.ts: read-only values, written back with set()) */
   pte: LeafTable<Pte>;
-  /** PMD leaves keyed by the vpn of the PMD's first page */
+  /** PMD leaves keyed by the vpn of the PMD's first page (EMPTY_PMD when none: write via ownPmd) */
   pmd: LeafTable<PmdLeaf>;
-  /** hugetlb entries keyed by the vpn of the huge page's first 4 KiB page */
+  /** hugetlb entries keyed by the vpn of the huge page's first 4 KiB page (EMPTY_HUGE when none:
+   *  write via ownHuge) */
   huge: LeafTable<HugeLeaf>;
   /** MMF_HAS_PINNED: set by the first FOLL_PIN on this mm, never cleared */
   hasPinned: boolean;
