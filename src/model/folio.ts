@@ -198,9 +198,19 @@ export class FolioTable {
 
   /** The folio `id`; undefined when there is none (typed like Table.get: callers that may miss check). */
   get(id: number): Folio {
+    // the rules look the same folio up several times in a row (map, then put; each page of a THP)
+    if (id === this.lastId && this.last !== null) return this.last;
     const r = this.t.get(id);
-    return (r === undefined ? undefined : new Folio(r)) as Folio;
+    if (r === undefined) return undefined as unknown as Folio;
+    this.lastId = id;
+    this.last = new Folio(r);
+    return this.last;
   }
+
+  /** The last view handed out, by id: views hold only their record, so handing the same view out
+   *  again is the same as a new one, as long as the record is still this id's (reset on delete). */
+  private lastId = -1;
+  private last: Folio | null = null;
 
   /** The record of folio `id`, for walkers that read it word by word (the canonical form);
    *  undefined if none. Callers must not modify it. */
@@ -239,12 +249,14 @@ export class FolioTable {
         if (data !== 0) for (let i = 0; i < nr; i++) r[d + i] = data;
       } else for (let i = 0; i < nr; i++) r[d + i] = data[i];
     }
+    if (id === this.lastId) this.last = null;
     this.t.set(id, r);
     return new Folio(r);
   }
 
   /** Forgets folio `id` (folio freed). A view held on it keeps reading its last values. */
   delete(id: number): boolean {
+    if (id === this.lastId) this.last = null;
     return this.t.delete(id);
   }
 
