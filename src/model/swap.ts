@@ -56,7 +56,8 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
   if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
   const base = k.s.nextSlot;
   k.s.nextSlot += f.nr;
-  for (let i = 0; i < f.nr; i++) ownTable(k.s, 'swap').set(base + i, { count: 0, data: f.dataAt(i) });
+  const swap = ownTable(k.s, 'swap');
+  for (let i = 0; i < f.nr; i++) swap.set(base + i, { count: 0, data: f.dataAt(i) });
   // the rmap walk: every PTE mapping the folio (callers that know them say where they are)
   const places = where ? [where] : [...k.s.procs.values()].filter((p) => p.alive).map((p) => ({ mm: p.mm, vpns: sortedKeys(p.mm.pte) }));
   for (const { mm, vpns } of places) {
