@@ -200,7 +200,7 @@ export function release(k: Ctx, run: PageRun, flags: number): void {
 }
 
 /** Releases every run of a GUP call (undoing it after a partial result or a refused accounting). */
-export function releaseAll(k: Ctx, runs: PageRun[], flags: number): void {
+export function releaseAll(k: Ctx, runs: readonly PageRun[], flags: number): void {
   for (const r of runs) release(k, r, flags);
 }
 

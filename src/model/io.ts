@@ -52,7 +52,7 @@ export function vmsplice(k: Ctx, p: Proc, pipeId: number, addr: number, len: num
   if (pages <= 0) return -EINVAL; // the model never blocks: a full pipe is an error
   const r = gup(k, p.mm, addr, pages, FOLL_GET, true);
   if (r.nr < 0) return r.nr;
-  pipe.bufs.push(...r.runs);
+  k.s.pipes.set(pipeId, { id: pipe.id, bufs: [...pipe.bufs, ...r.runs] });
   emit(k, p.pid, 'vmsplice', addr, `${r.nr} pages referenced (FOLL_GET)`);
   return r.nr * PAGE_SIZE;
 }
@@ -61,16 +61,18 @@ export function vmsplice(k: Ctx, p: Proc, pipeId: number, addr: number, len: num
 export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
   const pipe = k.s.pipes.get(pipeId);
   const out: Content = [];
+  const bufs = pipe.bufs.slice();
   let want = Math.ceil(len / PAGE_SIZE);
-  while (want > 0 && pipe.bufs.length) {
-    const b = pipe.bufs[0];
+  while (want > 0 && bufs.length) {
+    const b = bufs[0];
     const n = Math.min(b.n, want);
     runContent(k, { folio: b.folio, first: b.first, n }, out);
     release(k, { folio: b.folio, first: b.first, n }, FOLL_GET);
-    if (n === b.n) pipe.bufs.shift();
-    else pipe.bufs[0] = { folio: b.folio, first: b.first + n, n: b.n - n };
+    if (n === b.n) bufs.shift();
+    else bufs[0] = { folio: b.folio, first: b.first + n, n: b.n - n };
     want -= n;
   }
+  k.s.pipes.set(pipeId, { id: pipe.id, bufs });
   return out;
 }
 
@@ -95,9 +97,26 @@ function gupAll(k: Ctx, p: Proc, addr: number, nr: number, flags: number, fast: 
 // ---------------------------------------------------------------------------------------------
 // pin sets
 
-function newPinSet(k: Ctx, user: PinUser, owner: number, flags: number, runs: PageRun[]): PinSet {
+/** A new pin set with what it accounted (pinned_vm, locked_vm, the user's locked_vm). */
+function newPinSet(
+  k: Ctx,
+  user: PinUser,
+  owner: number,
+  flags: number,
+  runs: PageRun[],
+  accounted: { pinned?: number; locked?: number; user?: number } = {},
+): PinSet {
   const id = k.s.nextId++;
-  const ps: PinSet = { id, user, owner, flags, runs, accountedPinned: 0, accountedLocked: 0, accountedUser: 0 };
+  const ps: PinSet = {
+    id,
+    user,
+    owner,
+    flags,
+    runs,
+    accountedPinned: accounted.pinned ?? 0,
+    accountedLocked: accounted.locked ?? 0,
+    accountedUser: accounted.user ?? 0,
+  };
   k.s.pins.set(id, ps);
   return ps;
 }
@@ -123,7 +142,7 @@ export function pinContent(k: Ctx, id: number): Content {
   return out;
 }
 
-function pinnedPages(runs: PageRun[]): number {
+function pinnedPages(runs: readonly PageRun[]): number {
   let n = 0;
   for (const r of runs) n += r.n;
   return n;
@@ -204,13 +223,9 @@ export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): num
     releaseAll(k, r.runs, flags);
     return -ENOMEM;
   }
-  const ps = newPinSet(k, 'io_uring', p.pid, flags, r.runs);
-  if (!p.capIpcLock) {
-    k.s.userLockedVm += acct;
-    ps.accountedUser = acct;
-  }
+  if (!p.capIpcLock) k.s.userLockedVm += acct;
   p.mm.pinnedVm += acct;
-  ps.accountedPinned = acct;
+  const ps = newPinSet(k, 'io_uring', p.pid, flags, r.runs, { pinned: acct, user: p.capIpcLock ? 0 : acct });
   emit(k, p.pid, `io_uring: registered ${nr} pages`, addr, `VmPin +${acct} pages`);
   return ps.id;
 }
@@ -258,9 +273,8 @@ export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: bo
     emit(k, p.pid, 'vfio: RLIMIT_MEMLOCK exceeded', addr);
     return -ENOMEM;
   }
-  const ps = newPinSet(k, 'vfio', p.pid, flags, kept);
   p.mm.lockedVm += acct;
-  ps.accountedLocked = acct;
+  const ps = newPinSet(k, 'vfio', p.pid, flags, kept, { locked: acct });
   emit(k, p.pid, `vfio: mapped ${nr} pages`, addr, `VmLck +${acct} pages`);
   return ps.id;
 }

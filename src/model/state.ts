@@ -7,7 +7,7 @@ import { FolioTable } from './folio.ts';
 import type { Machine } from './machine.ts';
 import { EMPTY_HUGE, EMPTY_PMD, newPteTable } from './pagetable.ts';
 import { cloneOrShare, NO_ROWS } from './table.ts';
-import { type File, type Mm, newTable, type PinSet, type Pipe, type Proc, type State, type SwapSlot, type Vma } from './types.ts';
+import { type File, type Mm, newTable, type Proc, type State, type SwapSlot, type Vma } from './types.ts';
 
 /**
  * Where mmap(NULL) starts handing out addresses. The model's addresses are synthetic (the real
@@ -107,28 +107,19 @@ const cloneFile = (f: File): File => ({
   disk: f.disk.map((r) => [r[0], r[1]] as [number, number]),
 });
 
-const clonePins = (p: PinSet): PinSet => ({
-  id: p.id,
-  user: p.user,
-  owner: p.owner,
-  flags: p.flags,
-  runs: p.runs.slice(), // runs are immutable: shared
-  accountedPinned: p.accountedPinned,
-  accountedLocked: p.accountedLocked,
-  accountedUser: p.accountedUser,
-});
-
-const clonePipe = (p: Pipe): Pipe => ({ id: p.id, bufs: p.bufs.slice() });
 const cloneSwap = (x: SwapSlot): SwapSlot => ({ count: x.count, data: x.data });
 
-/** A deep copy sharing nothing with the original. */
+const same = <T>(x: T): T => x;
+
+/** A copy that shares nothing mutable with the original (immutable records are shared). */
 export function cloneState(s: State): State {
   return {
     folios: s.folios.clone(),
     procs: s.procs.clone(cloneProc),
     files: cloneOrShare(s.files, cloneFile),
-    pipes: s.pipes.clone(clonePipe),
-    pins: s.pins.clone(clonePins),
+    // pipes and pin sets are immutable (a change replaces the record): shared
+    pipes: cloneOrShare(s.pipes, same),
+    pins: cloneOrShare(s.pins, same),
     swap: cloneOrShare(s.swap, cloneSwap),
     swapcache: cloneOrShare(s.swapcache, (x) => x),
     hugetlb: s.hugetlb, // immutable pools (a change replaces the array): shared

@@ -149,26 +149,28 @@ export interface PageRun {
   readonly n: number;
 }
 
+/** A pipe. Immutable, so clones share it: a change replaces the record in `pipes`. */
 export interface Pipe {
-  id: number;
+  readonly id: number;
   /** page references from vmsplice (FOLL_GET), in order */
-  bufs: PageRun[];
+  readonly bufs: readonly PageRun[];
 }
 
 export type PinUser = 'gup_test' | 'io_uring' | 'vfio' | 'odirect';
 
 /** A set of pages held by a pin user (FOLL_PIN), with what it accounted. */
+/** A set of pins. Immutable (made whole, dropped whole), so clones share it. */
 export interface PinSet {
-  id: number;
-  user: PinUser;
-  owner: number;
+  readonly id: number;
+  readonly user: PinUser;
+  readonly owner: number;
   /** FOLL_* flags used */
-  flags: number;
-  runs: PageRun[];
+  readonly flags: number;
+  readonly runs: readonly PageRun[];
   /** pages accounted to mm->pinned_vm / locked_vm / the user (undone on unpin) */
-  accountedPinned: number;
-  accountedLocked: number;
-  accountedUser: number;
+  readonly accountedPinned: number;
+  readonly accountedLocked: number;
+  readonly accountedUser: number;
 }
 
 export interface SwapSlot {

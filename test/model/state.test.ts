@@ -64,12 +64,12 @@ test('cloneState is a deep copy: mutating the clone leaves the original and its 
       [...s.files.values()][0].disk[0][0] = 77;
     },
     (s) => {
-      const b = [...s.pipes.values()][0].bufs;
-      b[0] = { ...b[0], n: 5 }; // runs are immutable: a change replaces the run
+      const pipe = [...s.pipes.values()][0]; // pipes and runs are immutable: a change replaces them
+      s.pipes.set(pipe.id, { id: pipe.id, bufs: [{ ...pipe.bufs[0], n: 5 }, ...pipe.bufs.slice(1)] });
     },
     (s) => {
-      const r = [...s.pins.values()][0].runs;
-      r[0] = { ...r[0], n: 5 };
+      const ps = [...s.pins.values()][0];
+      s.pins.set(ps.id, { ...ps, runs: [{ ...ps.runs[0], n: 5 }, ...ps.runs.slice(1)] });
     },
     (s) => {
       [...s.swap.values()][0].data = 55;
