@@ -13,7 +13,7 @@
  *   pte_swp_exclusive marker);
  * - bits 6-15: the unit index inside the folio (page PTEs).
  */
-import { Table } from './table.ts';
+import { cloneOrShare, NO_ROWS, Table } from './table.ts';
 import { type HugeLeaf, type PmdLeaf, type Pte, ZERO_FOLIO } from './types.ts';
 
 const RADIX = 65536;
@@ -145,13 +145,10 @@ export function hugeOf(w: number): HugeLeaf {
  * site then sees one class and V8 inlines the codec (a codec object shared by the three kinds made
  * every get and set a polymorphic call).
  */
-/** The inner table of every empty page table; never changed (set() goes through own()). */
-const NO_ENTRIES = new Table<number>();
-
 export abstract class LeafTable<T> {
-  /** Empty tables (most PMD and hugetlb tables) share one inner table until their first set():
-   *  a clone of an empty page table is then one small object. */
-  constructor(protected t: Table<number> = NO_ENTRIES) {}
+  /** An empty page table's inner table is the shared NO_ROWS until its first set(): a clone of an
+   *  empty page table is then one small object. */
+  constructor(protected t: Table<number> = NO_ROWS) {}
 
   /** set() refuses on the shared empty tables of each kind (EMPTY_PMD, EMPTY_HUGE). */
   protected frozen = false;
@@ -159,7 +156,7 @@ export abstract class LeafTable<T> {
   /** The inner table, made this table's own before a change. */
   protected own(): Table<number> {
     if (this.frozen) throw new Error('write to a shared empty page table: replace it with ownPmd/ownHuge first');
-    if (this.t === NO_ENTRIES) this.t = new Table<number>();
+    if (this.t === NO_ROWS) this.t = new Table<number>();
     return this.t;
   }
 
@@ -269,7 +266,7 @@ class PteTable extends LeafTable<Pte> {
   }
 
   clone(): PteTable {
-    return new PteTable(this.t.size ? this.t.cloneNumbers() : NO_ENTRIES);
+    return new PteTable(cloneOrShare(this.t));
   }
 
   protected decode(w: number): Pte {
@@ -289,7 +286,7 @@ class PmdTable extends LeafTable<PmdLeaf> {
   }
 
   clone(): PmdTable {
-    return new PmdTable(this.t.size ? this.t.cloneNumbers() : NO_ENTRIES);
+    return new PmdTable(cloneOrShare(this.t));
   }
 
   protected decode(w: number): PmdLeaf {
@@ -309,7 +306,7 @@ class HugeTable extends LeafTable<HugeLeaf> {
   }
 
   clone(): HugeTable {
-    return new HugeTable(this.t.size ? this.t.cloneNumbers() : NO_ENTRIES);
+    return new HugeTable(cloneOrShare(this.t));
   }
 
   protected decode(w: number): HugeLeaf {

@@ -103,13 +103,11 @@ const cloneFile = (f: File): File => ({
   kind: f.kind,
   hugetlb: f.hugetlb,
   size: f.size,
-  cache: f.cache.cloneNumbers(),
+  cache: f.cache.clone(),
   disk: f.disk.map((r) => [r[0], r[1]] as [number, number]),
 });
 
 const cloneSwap = (x: SwapSlot): SwapSlot => ({ count: x.count, data: x.data });
-
-const same = <T>(x: T): T => x;
 
 /** A copy that shares nothing mutable with the original (immutable records are shared). */
 export function cloneState(s: State): State {
@@ -118,10 +116,10 @@ export function cloneState(s: State): State {
     procs: s.procs.clone(cloneProc),
     files: cloneOrShare(s.files, cloneFile),
     // pipes and pin sets are immutable (a change replaces the record): shared
-    pipes: cloneOrShare(s.pipes, same),
-    pins: cloneOrShare(s.pins, same),
+    pipes: cloneOrShare(s.pipes),
+    pins: cloneOrShare(s.pins),
     swap: cloneOrShare(s.swap, cloneSwap),
-    swapcache: cloneOrShare(s.swapcache, (x) => x),
+    swapcache: cloneOrShare(s.swapcache),
     hugetlb: s.hugetlb, // immutable pools (a change replaces the array): shared
     zeroPageRefs: s.zeroPageRefs,
     hugeZeroRefs: s.hugeZeroRefs,

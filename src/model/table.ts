@@ -212,19 +212,14 @@ export class Table<V> {
     return i >= 0 ? i : -i - 1;
   }
 
-  /** A copy: the array sliced, each value through `copy`. */
-  clone(copy: (v: V) => V): Table<V> {
+  /** A copy: the array sliced, each value through `copy`; without one, the values are shared
+   *  (numbers, immutable records): one slice. */
+  clone(copy?: (v: V) => V): Table<V> {
     if (this.dead) this.compact();
     if (this.e.length === 0) return new Table<V>();
     const e = this.e.slice();
-    for (let i = 1; i < e.length; i += 2) e[i] = copy(e[i] as V);
+    if (copy) for (let i = 1; i < e.length; i += 2) e[i] = copy(e[i] as V);
     return new Table(e);
-  }
-
-  /** A copy of a table whose values are plain numbers: one slice. */
-  cloneNumbers(this: Table<number>): Table<number> {
-    if (this.dead) this.compact();
-    return this.e.length ? new Table<number>(this.e.slice()) : new Table<number>();
   }
 
   /** Read-only access for walkers that must not allocate (the canonical form): key, value, key,
@@ -254,6 +249,6 @@ export function ownTable<H, K extends keyof H>(holder: H, key: K): H[K] {
 }
 
 /** A clone of a table that may be the shared empty one: empty tables clone to NO_ROWS. */
-export function cloneOrShare<V>(t: Table<V>, copy: (v: V) => V): Table<V> {
+export function cloneOrShare<V>(t: Table<V>, copy?: (v: V) => V): Table<V> {
   return t.size ? t.clone(copy) : (NO_ROWS as Table<V>);
 }
