@@ -16,7 +16,7 @@
  * through generation-stamped scratch arrays instead of Maps, no strings.
  */
 import { PAGE_SIZE } from './constants.ts';
-import { FOLIO_HEADER } from './folio.ts';
+import { F_ENTIRE, F_FILE, F_HUGETLB, F_INDEX, F_KIND, F_NR, F_PIN, F_REF, F_SWAP, FOLIO_HEADER } from './folio.ts';
 import {
   BIT_DIRTY,
   BIT_EXCLUSIVE,
@@ -59,6 +59,11 @@ export function pmdCanonWord(w: number): number {
 export function hugeCanonWord(w: number): number {
   return (entryBits(w) & (BIT_WRITE | BIT_DIRTY)) >>> 2;
 }
+
+/** The two words of a value that may not fit 32 bits (sizes, limits): low and high halves, so
+ *  (x, 0) for 0 <= x < 2^31; Infinity (RLIM_INFINITY) is (-1, -1). */
+const wideHi = (x: number): number => (x === Number.POSITIVE_INFINITY ? -1 : Math.floor(x / 4294967296) | 0);
+const wideLo = (x: number): number => (x === Number.POSITIVE_INFINITY ? -1 : (x - Math.floor(x / 4294967296) * 4294967296) | 0);
 
 function grow(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   let len = a.length;
@@ -144,20 +149,9 @@ class Encoder {
     }
   }
 
-  /** A value that may not fit 32 bits (byte counts, limits): two words; Infinity is (-1, -1). */
+  /** A value that may not fit 32 bits (byte counts, limits): two words, wideLo and wideHi. */
   wide(x: number): void {
-    if (x === Number.POSITIVE_INFINITY) {
-      this.w(-1);
-      this.w(-1);
-      return;
-    }
-    if (x >= 0 && x < 2147483648) {
-      this.w2(x, 0);
-      return;
-    }
-    const hi = Math.floor(x / 4294967296);
-    this.w((x - hi * 4294967296) | 0);
-    this.w(hi | 0);
+    this.w2(wideLo(x), wideHi(x));
   }
 
   /** Runs of equal values in h[at, at + n) (per-unit mapcount, PG_anon_exclusive, content tokens). */
@@ -277,15 +271,10 @@ class Encoder {
   /** A folio's canonical number and record (layout in folio.ts). The common shapes (a small
    *  folio; not in a cache) take the fewest calls. */
   folioBody(num: number, id: number, r: readonly number[]): void {
-    const nr = r[3];
-    // number, kind, hugetlb size (wide: size, 0 for sizes below 2^31)
-    const hs = r[2];
-    if (hs < 2147483648) this.w4(num, r[1], hs, 0);
-    else {
-      this.w2(num, r[1]);
-      this.wide(hs);
-    }
-    this.w5(nr, r[5], r[6], r[7], r[10]); // nr, refcount, pincount, entire mapcount, index
+    const nr = r[F_NR];
+    const hs = r[F_HUGETLB];
+    this.w4(num, r[F_KIND], wideLo(hs), wideHi(hs));
+    this.w5(nr, r[F_REF], r[F_PIN], r[F_ENTIRE], r[F_INDEX]);
     const u = FOLIO_HEADER;
     if (nr === 1) {
       // one run each: value, length 1, end
@@ -297,8 +286,8 @@ class Encoder {
       this.runs(r, u + nr, nr); // PG_anon_exclusive per unit
       this.runs(r, u + 2 * nr, nr); // content per unit
     }
-    const slot = r[8];
-    const file = r[9];
+    const slot = r[F_SWAP];
+    const file = r[F_FILE];
     if (slot < 0 && file < 0) {
       this.w3(0, -1, -1); // not in the swap cache, no slot, no file
       return;
@@ -324,12 +313,7 @@ class Encoder {
     this.w5(+mm.hasPinned, mm.lockedVm, mm.pinnedVm, +mm.hugeZeroRef, mm.mmapBase / PAGE_SIZE);
     for (const v of mm.vmas) {
       this.w5(v.start / PAGE_SIZE, v.end / PAGE_SIZE, v.flags, v.pgoff / PAGE_SIZE, +v.anonVma);
-      // hugetlb size (wide: size, 0 for sizes below 2^31), reservation, file
-      if (v.hugetlb < 2147483648) this.w3(v.hugetlb, 0, v.resv);
-      else {
-        this.wide(v.hugetlb);
-        this.w(v.resv);
-      }
+      this.w3(wideLo(v.hugetlb), wideHi(v.hugetlb), v.resv);
       this.fileRef(v.file);
     }
     this.w(-1);
@@ -373,12 +357,7 @@ class Encoder {
       this.procGen.fill(0);
     }
     for (const h of s.hugetlb) {
-      if (h.size < 2147483648)
-        this.w5(h.size, 0, h.nr, h.free, h.resv); // size as wide: (size, 0)
-      else {
-        this.wide(h.size);
-        this.w3(h.nr, h.free, h.resv);
-      }
+      this.w5(wideLo(h.size), wideHi(h.size), h.nr, h.free, h.resv);
     }
     this.w4(s.zeroPageRefs, s.hugeZeroRefs, s.hugeZeroPins, s.userLockedVm);
     // processes are named by creation order (pids ascend with creation; tables keep keys ascending)
@@ -397,13 +376,7 @@ class Encoder {
       const p = procs[i] as Proc;
       const flags = +p.alive | (+p.capIpcLock << 1);
       const limit = p.memlockLimit;
-      // the limit as wide: (limit, 0), or (-1, -1) for RLIM_INFINITY
-      if (limit === Number.POSITIVE_INFINITY) this.w5(this.procName(p.parent), flags, p.status, -1, -1);
-      else if (limit >= 0 && limit < 2147483648) this.w5(this.procName(p.parent), flags, p.status, limit, 0);
-      else {
-        this.w3(this.procName(p.parent), flags, p.status);
-        this.wide(limit);
-      }
+      this.w5(this.procName(p.parent), flags, p.status, wideLo(limit), wideHi(limit));
       this.mmBody(p.mm);
     }
     this.w(-1);

@@ -20,17 +20,18 @@ export type FolioKind = 'anon' | 'file';
 /** A content token: every byte of a page (or hugetlb page) holds this value. */
 export type Token = number;
 
-const F_ID = 0;
-const F_KIND = 1;
-const F_HUGETLB = 2;
-const F_NR = 3;
-const F_SUB = 4;
-const F_REF = 5;
-const F_PIN = 6;
-const F_ENTIRE = 7;
-const F_SWAP = 8;
-const F_FILE = 9;
-const F_INDEX = 10;
+/** Offsets of the fields in a folio record (canon.ts reads records word by word). */
+export const F_ID = 0;
+export const F_KIND = 1;
+export const F_HUGETLB = 2;
+export const F_NR = 3;
+export const F_SUB = 4;
+export const F_REF = 5;
+export const F_PIN = 6;
+export const F_ENTIRE = 7;
+export const F_SWAP = 8;
+export const F_FILE = 9;
+export const F_INDEX = 10;
 /** Words of a record before its units. */
 export const FOLIO_HEADER = 11;
 
