@@ -461,10 +461,11 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     }
     mapEntire(k, id);
     const write = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0;
-    ownHuge(mm).set(hv, { folio: id, write, dirty: false });
+    // a write to a shared mapping dirties the new entry at once; a private one goes to hugetlb_wp
+    const dirty = (flags & FAULT_FLAG_WRITE) !== 0 && vmaIsShared(vma);
+    ownHuge(mm).set(hv, { folio: id, write, dirty });
     emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
     if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
-    if (flags & FAULT_FLAG_WRITE) ownHuge(mm).set(hv, { folio: id, write, dirty: true });
     return 'ok';
   }
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !leaf.write) return hugetlbWp(k, mm, vma, hv, flags);
