@@ -68,12 +68,6 @@ function getUnmappedArea(mm: Mm, len: number, alignTo: number): number {
   return addr;
 }
 
-/** The keys in [lo, hi) that have an entry in `table`, ascending. PMD tables pass step 512 (their
- *  keys are PMD-aligned, so the step only documents that). */
-export function keysIn(table: { keysIn(lo: number, hi: number): number[] }, lo: number, hi: number, _step = 1): number[] {
-  return table.keysIn(lo, hi);
-}
-
 function protFlags(prot: number): number {
   return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0);
 }
@@ -232,7 +226,7 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
   }
   const lo = vpnOf(start);
   const hi = vpnOf(end);
-  for (const pv of keysIn(mm.pmd, pmdVpnOf(lo), hi, HPAGE_PMD_NR)) {
+  for (const pv of mm.pmd.keysIn(pmdVpnOf(lo), hi)) {
     const leaf = mm.pmd.get(pv);
     if (pv >= lo && pv + HPAGE_PMD_NR <= hi) {
       mm.pmd.delete(pv);
@@ -301,7 +295,7 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
     const hadWrite = (v.flags & VM_WRITE) !== 0;
     v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(prot);
     const wantWrite = (v.flags & VM_WRITE) !== 0;
-    for (const vpn of keysIn(mm.pte, vpnOf(v.start), vpnOf(v.end))) {
+    for (const vpn of mm.pte.keysIn(vpnOf(v.start), vpnOf(v.end))) {
       const pte = mm.pte.get(vpn);
       if (pte.t === 'page') {
         let write = pte.write;
@@ -444,7 +438,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     }
     return;
   }
-  for (const pv of keysIn(src.pmd, vpnOf(v.start), vpnOf(v.end), HPAGE_PMD_NR)) {
+  for (const pv of src.pmd.keysIn(vpnOf(v.start), vpnOf(v.end))) {
     const leaf = src.pmd.get(pv);
     {
       if (leaf.t === 'hugezero') {
@@ -470,7 +464,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       splitHugePmd(k, src, pv);
     }
   }
-  for (const vpn of keysIn(src.pte, vpnOf(v.start), vpnOf(v.end))) {
+  for (const vpn of src.pte.keysIn(vpnOf(v.start), vpnOf(v.end))) {
     const pte = src.pte.get(vpn);
     if (pte.t === 'zero') {
       dst.pte.set(vpn, pte);
