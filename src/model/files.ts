@@ -5,7 +5,7 @@
 import { EINVAL, ENOSPC, PAGE_SIZE } from './constants.ts';
 import { allocFolio, bug, type Ctx, folio, hugetlbPool, hugetlbPoolAdd } from './kernel.ts';
 import { ownTable } from './table.ts';
-import { type File, type FileKind, type Folio, newTable, sortedKeys, type Token } from './types.ts';
+import { type File, type FileKind, type Folio, newTable, type Token } from './types.ts';
 
 export function createFile(k: Ctx, kind: FileKind, hugetlb = 0): File {
   const id = k.s.nextId++;
@@ -110,7 +110,7 @@ export function fileToken(k: Ctx, file: File, page4k: number): Token {
  */
 export function writeFileRange(k: Ctx, file: File, page4k: number, n: number, t: Token): void {
   const per = pageUnit(file) / PAGE_SIZE;
-  for (const index of sortedKeys(file.cache)) {
+  for (const index of file.cache.keys()) {
     if ((index + 1) * per > page4k && index * per < page4k + n) folio(k, file.cache.get(index)).setData(0, t);
   }
   if (file.kind === 'shmem') {
@@ -133,7 +133,7 @@ export function writeFileToken(k: Ctx, file: File, page4k: number, t: Token): vo
 export function dropFile(k: Ctx, fileId: number, put: (id: number) => void): void {
   const file = k.s.files.get(fileId);
   if (!file) return;
-  for (const index of sortedKeys(file.cache)) {
+  for (const index of file.cache.keys()) {
     const id = file.cache.get(index);
     const f = folio(k, id);
     f.file = -1;

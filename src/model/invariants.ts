@@ -5,7 +5,7 @@
 import { FOLL_PIN, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR } from './constants.ts';
 import { zeroPageRefDelta } from './gup.ts';
 import { bug, type Ctx, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
-import { HUGE_ZERO_FOLIO, type State, sortedKeys, ZERO_FOLIO } from './types.ts';
+import { HUGE_ZERO_FOLIO, type State, ZERO_FOLIO } from './types.ts';
 
 interface Expect {
   refs: number;
@@ -148,7 +148,7 @@ export function checkInvariants(k: Ctx): void {
   for (const [slot, n] of swapUse) {
     if (!s.swap.get(slot) || s.swap.get(slot).count !== n) bug(`swap slot ${slot}: count ${s.swap.get(slot)?.count}, expected ${n}`);
   }
-  for (const key of sortedKeys(s.swap)) {
+  for (const key of s.swap.keys()) {
     const slot = Number(key);
     if (!swapUse.has(slot) && s.swapcache.get(slot) === undefined) bug(`swap slot ${slot} leaked`);
   }

@@ -52,7 +52,7 @@ import {
 import { BIT_SOFT_DIRTY, BIT_WRITE, ownHuge, ownPmd } from './pagetable.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
-import { type Folio, type Mm, type Proc, sortedKeys, type Vma } from './types.ts';
+import type { Folio, Mm, Proc, Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
 
@@ -304,11 +304,11 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
         if (write !== pte.write) mm.pte.set(vpn, { ...pte, write });
       }
     }
-    for (const key of sortedKeys(mm.pmd)) {
+    for (const key of mm.pmd.keys()) {
       const pv = Number(key);
       if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: false });
     }
-    for (const key of sortedKeys(mm.huge)) {
+    for (const key of mm.huge.keys()) {
       const hv = Number(key);
       if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) ownHuge(mm).set(hv, { ...mm.huge.get(hv), write: false });
     }
@@ -413,7 +413,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     src.hasPinned &&
     folioMaybeDmaPinned(f);
   if (v.hugetlb) {
-    for (const key of sortedKeys(src.huge)) {
+    for (const key of src.huge.keys()) {
       const hv = Number(key);
       if (hv * PAGE_SIZE < v.start || hv * PAGE_SIZE >= v.end) continue;
       const leaf = src.huge.get(hv);

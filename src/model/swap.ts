@@ -8,7 +8,7 @@ import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
 import { type FaultResult, reuseSwapPage } from './fault.ts';
 import { allocFolio, bug, type Ctx, emitMm, folio, folioMapcount, folioMaybeDmaPinned, mapPte, putRef } from './kernel.ts';
 import { ownTable } from './table.ts';
-import { type Folio, type Mm, type SwapPte, sortedKeys, type Vma } from './types.ts';
+import type { Folio, Mm, SwapPte, Vma } from './types.ts';
 
 /** folio_free_swap(): drop the folio from the swap cache if no swap PTE still needs the slot. */
 export function freeSwapCache(k: Ctx, f: Folio): boolean {
@@ -59,7 +59,7 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
   const swap = ownTable(k.s, 'swap');
   for (let i = 0; i < f.nr; i++) swap.set(base + i, { count: 0, data: f.dataAt(i) });
   // the rmap walk: every PTE mapping the folio (callers that know them say where they are)
-  const places = where ? [where] : [...k.s.procs.values()].filter((p) => p.alive).map((p) => ({ mm: p.mm, vpns: sortedKeys(p.mm.pte) }));
+  const places = where ? [where] : [...k.s.procs.values()].filter((p) => p.alive).map((p) => ({ mm: p.mm, vpns: p.mm.pte.keys() }));
   for (const { mm, vpns } of places) {
     for (const vpn of vpns) {
       const pte = mm.pte.get(vpn);

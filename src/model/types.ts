@@ -25,11 +25,6 @@ export function newTable<V>(): Table<V> {
   return new Table<V>();
 }
 
-/** The keys of a table (or page table) in ascending order (a copy). */
-export function sortedKeys(t: { keys(): number[] }): number[] {
-  return t.keys();
-}
-
 /** Reserved folio ids for the two special pages (never freed, never in `folios`). */
 export const ZERO_FOLIO = -1;
 export const HUGE_ZERO_FOLIO = -2;

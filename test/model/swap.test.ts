@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HPAGE_PMD_NR, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
-import { sortedKeys } from '../../src/model/types.ts';
 import { anon, clearEvents, has, mkSim, pagePte, pte, thpArea } from './helpers.ts';
 
 function swapped(machine = {}) {
@@ -37,7 +36,7 @@ test('a write fault on an exclusive swap PTE swaps in exclusive and writable, wi
   assert.equal(f.exclusive[0], true);
   assert.equal(f.swapSlot, -1, 'the write fault freed the swap cache');
   assert.equal(f.refcount, 1);
-  assert.deepEqual(sortedKeys(sim.state.swap), []);
+  assert.deepEqual(sim.state.swap.keys(), []);
   assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[0x22, 1]]);
 });
 
@@ -103,7 +102,7 @@ test('without swap (swap=false) MADV_PAGEOUT leaves the page present', () => {
   assert.equal(sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT), 0);
   assert.equal(sim.pagemap(1, a).present, true);
   assert.equal(sim.pagemap(1, a).folio, id);
-  assert.deepEqual(sortedKeys(sim.state.swap), []);
+  assert.deepEqual(sim.state.swap.keys(), []);
 });
 
 test('MADV_PAGEOUT of a whole exclusive PMD THP gives 512 exclusive swap PTEs', () => {
