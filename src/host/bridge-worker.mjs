@@ -9,14 +9,16 @@ try {
   register();
   await import('./bridge-worker.ts');
 } catch (e) {
-  const ctrl = new Int32Array(workerData.sab, 0, 2);
-  const data = new Uint8Array(workerData.sab, 8);
+  // handoff.ts's layout: ctrl = [state, length, id, -], data from byte 16; DONE = 2, ready's id = 0
+  const ctrl = new Int32Array(workerData.sab, 0, 4);
+  const data = new Uint8Array(workerData.sab, 16);
   const msg = new TextEncoder().encode(
     JSON.stringify({ ok: false, error: { name: 'Error', message: `host worker failed to load: ${e}` } }),
   );
   const n = Math.min(msg.length, data.length);
   data.set(msg.subarray(0, n));
   ctrl[1] = n;
+  ctrl[2] = 0;
   Atomics.store(ctrl, 0, 2);
   Atomics.notify(ctrl, 0);
 }

@@ -4,24 +4,22 @@
  * reply into the shared buffer, then wakes the main thread (Atomics.notify). One request at a time.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { handoffViews, postReply } from './handoff.ts';
 import { HostError, HostSession, type HostSessionOptions, HostTimeoutError } from './session.ts';
 
-const ctrl = new Int32Array(workerData.sab as SharedArrayBuffer, 0, 2);
-const data = new Uint8Array(workerData.sab as SharedArrayBuffer, 8);
+const { ctrl, data } = handoffViews(workerData.sab as SharedArrayBuffer);
 const enc = new TextEncoder();
 /** open sessions by id (one worker serves every SyncHostSession of the thread that made it) */
 const sessions = new Map<number, HostSession>();
 
-function reply(r: unknown): void {
+/** Answers request `id` (0: the ready message). */
+function reply(id: number, r: unknown): void {
   let bytes = enc.encode(JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)));
   if (bytes.length > data.length)
     bytes = enc.encode(
       JSON.stringify({ ok: false, error: { name: 'Error', message: `reply of ${bytes.length} bytes exceeds the bridge buffer` } }),
     );
-  data.set(bytes);
-  ctrl[1] = bytes.length;
-  Atomics.store(ctrl, 0, 2);
-  Atomics.notify(ctrl, 0);
+  postReply(ctrl, data, id, bytes);
 }
 
 function errorOf(e: unknown): Record<string, unknown> {
@@ -31,7 +29,7 @@ function errorOf(e: unknown): Record<string, unknown> {
   return { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) };
 }
 
-parentPort?.on('message', async (req: { sid: number; method: string; args: unknown[] }) => {
+parentPort?.on('message', async (req: { id: number; sid: number; method: string; args: unknown[] }) => {
   try {
     let value: unknown = null;
     const session = sessions.get(req.sid);
@@ -48,11 +46,11 @@ parentPort?.on('message', async (req: { sid: number; method: string; args: unkno
       if (typeof fn !== 'function') throw new Error(`HostSession has no method ${req.method}`);
       value = await fn.apply(session, req.args);
     }
-    reply({ ok: true, value: value === undefined ? null : value });
+    reply(req.id, { ok: true, value: value === undefined ? null : value });
   } catch (e) {
-    reply({ ok: false, error: errorOf(e) });
+    reply(req.id, { ok: false, error: errorOf(e) });
   }
 });
 
 // ready
-reply({ ok: true, value: 'ready' });
+reply(0, { ok: true, value: 'ready' });

@@ -13,12 +13,11 @@
  * it every scenario process of that session.
  */
 import { Worker } from 'node:worker_threads';
+import { awaitReply, DATA_OFFSET, handoffViews, markBusy } from './handoff.ts';
 import { HostError, type HostInfo, type HostSession, type HostSessionOptions, HostTimeoutError } from './session.ts';
 
 /** 4 MiB of reply: a pagemap of 8192 pages is well below it. */
 const BUFFER = 4 << 20;
-const IDLE = 0;
-const BUSY = 1;
 
 type Methods = {
   [K in keyof HostSession]: HostSession[K] extends (...a: infer A) => Promise<infer R> ? (...a: A) => R : never;
@@ -30,19 +29,20 @@ interface Reply {
   error?: { name: string; message: string; reply?: Record<string, unknown> };
 }
 
-/** The worker thread and its shared buffer. */
+/** The worker thread and its shared buffer (handoff.ts: the layout and the waiting rule). */
 class BridgeWorker {
   readonly worker: Worker;
   private readonly ctrl: Int32Array;
   private readonly data: Uint8Array;
   private readonly dec = new TextDecoder();
+  /** id of the last request posted; the worker's "ready" answers id 0 */
+  private id = 0;
   broken = false;
 
   constructor() {
-    const sab = new SharedArrayBuffer(8 + BUFFER);
-    this.ctrl = new Int32Array(sab, 0, 2);
-    this.data = new Uint8Array(sab, 8);
-    Atomics.store(this.ctrl, 0, BUSY);
+    const sab = new SharedArrayBuffer(DATA_OFFSET + BUFFER);
+    ({ ctrl: this.ctrl, data: this.data } = handoffViews(sab));
+    markBusy(this.ctrl);
     this.worker = new Worker(new URL('./bridge-worker.mjs', import.meta.url), { workerData: { sab } });
     this.worker.unref();
     const ready = this.take(30_000);
@@ -52,22 +52,27 @@ class BridgeWorker {
     }
   }
 
-  /** Posts a request and blocks until the reply (null: timed out; the worker is then terminated). */
-  request(sid: number, method: string, args: unknown[], ms: number): Reply | null {
-    Atomics.store(this.ctrl, 0, BUSY);
-    this.worker.postMessage({ sid, method, args });
+  /** Posts a request and blocks until its reply (a BridgeTimeout error reply: the worker was then terminated). */
+  request(sid: number, method: string, args: unknown[], ms: number): Reply {
+    const id = ++this.id;
+    markBusy(this.ctrl);
+    this.worker.postMessage({ id, sid, method, args });
     return this.take(ms);
   }
 
   private take(ms: number): Reply {
-    const r = Atomics.wait(this.ctrl, 0, BUSY, ms);
-    if (r === 'timed-out') {
+    let bytes: Uint8Array | 'timed-out';
+    try {
+      bytes = awaitReply(this.ctrl, this.data, this.id, ms);
+    } catch (e) {
+      this.kill();
+      throw e;
+    }
+    if (bytes === 'timed-out') {
       this.kill();
       return { ok: false, error: { name: 'BridgeTimeout', message: `the host worker did not answer within ${ms} ms` } };
     }
-    const reply = JSON.parse(this.dec.decode(this.data.slice(0, this.ctrl[1]))) as Reply;
-    Atomics.store(this.ctrl, 0, IDLE);
-    return reply;
+    return JSON.parse(this.dec.decode(bytes)) as Reply;
   }
 
   kill(): void {
@@ -122,9 +127,18 @@ export class SyncHostSession {
       this.dead = new HostTimeoutError(`${method}: the host worker was terminated (session closed)`);
       throw this.dead;
     }
-    const reply = this.bridge.request(this.sid, method, args, ms);
-    if (!reply || reply.error?.name === 'BridgeTimeout') {
-      this.dead = new HostTimeoutError(`${method}: ${reply?.error?.message ?? 'no reply'} (session killed)`);
+    let reply: Reply;
+    try {
+      reply = this.bridge.request(this.sid, method, args, ms);
+    } catch (e) {
+      // a broken hand-off (the worker is terminated): nothing this session gets can be trusted
+      this.dead = e instanceof Error ? e : new Error(String(e));
+      this.killHelper();
+      open.delete(this);
+      throw this.dead;
+    }
+    if (reply.error?.name === 'BridgeTimeout') {
+      this.dead = new HostTimeoutError(`${method}: ${reply.error.message} (session killed)`);
       this.killHelper();
       open.delete(this);
       throw this.dead;
