@@ -71,10 +71,15 @@ export function hostCommand(program: Command, cli: HostCli): void {
       }
       if (o.json) {
         const { trace, ...rest } = r.result;
+        const extra = r.discarded ? { discarded: r.discarded } : {};
         cli.out(
-          `${JSON.stringify({ file, ...rest, trace: trace.map((e) => ('observed' in e ? { ...e, observed: undefined } : e)) }, null, 2)}\n`,
+          `${JSON.stringify({ file, ...rest, ...extra, trace: trace.map((e) => ('observed' in e ? { ...e, observed: undefined } : e)) }, null, 2)}\n`,
         );
-      } else cli.out(formatTrace(r.result, cli.color));
+      } else {
+        if (r.discarded)
+          cli.err(`cowlab host: khugepaged collapsed pages during ${r.discarded} earlier run(s) of this scenario; they were discarded\n`);
+        cli.out(formatTrace(r.result, cli.color));
+      }
       cli.setCode(r.result.pass ? 0 : 1);
     });
 

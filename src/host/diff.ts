@@ -24,7 +24,7 @@ import { obsText, type RunResult, runScenario, type StepTrace, type TraceEntry, 
 import { HostBackend, type HostBackendOptions, HostUnsupported } from './backend.ts';
 import { HostSkip, withHugetlbReservedSync } from './hostsafety.ts';
 import { type HostPlan, planForHost } from './machine.ts';
-import { type HostFacts, probeHost } from './probe.ts';
+import { type HostFacts, khugepagedCollapsed, probeHost } from './probe.ts';
 import { HostTimeoutError, hostUnavailable } from './session.ts';
 
 /** The page fields compared where both sides define them (present and swapped always). */
@@ -237,7 +237,17 @@ export interface HostRunOptions {
   /** host facts (default: probeHost()) */
   facts?: HostFacts;
   backend?: HostBackendOptions;
+  /** khugepaged's collapse counter (default: khugepagedCollapsed(); tests inject one) */
+  collapses?: () => number | undefined;
 }
+
+/**
+ * Runs a scenario gets on the real kernel before it is given up. khugepaged runs on its own
+ * schedule (it scans a process as soon as MADV_HUGEPAGE registers it): a collapse in the middle of
+ * a run replaces the pages of a split THP with a new one, which no model step predicts. Such a run
+ * is discarded and made again.
+ */
+export const HOST_ATTEMPTS = 3;
 
 /** Runs fn with the hugetlb pages the plan needs reserved (restored afterwards whatever happens). */
 function withReservations<T>(plan: HostPlan, fn: () => T): T {
@@ -256,23 +266,41 @@ function skipReason(e: unknown): string | null {
   return null;
 }
 
-/** Runs a scenario on the real kernel. Returns the run, or a skip reason. */
-export function hostRun(sc: Scenario, opts: HostRunOptions = {}): { result?: RunResult; skip?: string; plan: HostPlan } {
+/**
+ * Runs a scenario on the real kernel. Returns the run, or a skip reason; `discarded` counts the
+ * runs thrown away because khugepaged collapsed pages during them (HOST_ATTEMPTS).
+ */
+export function hostRun(
+  sc: Scenario,
+  opts: HostRunOptions = {},
+): { result?: RunResult; skip?: string; plan: HostPlan; discarded?: number } {
   const facts = opts.facts ?? probeHost();
   const plan = planForHost(sc, facts);
   const why = hostUnavailable();
   if (why) return { skip: `real-kernel backend unavailable: ${why}`, plan };
   if (plan.skip) return { skip: plan.skip, plan };
+  const collapses = opts.collapses ?? (() => khugepagedCollapsed());
   try {
-    const result = withReservations(plan, () => {
-      const b = new HostBackend({ memLimit: 512 << 20, oneCpu: true, ...opts.backend });
-      try {
-        return runScenario(sc, b, { file: opts.file, observe: true });
-      } finally {
-        b.close();
-      }
-    });
-    return { result, plan };
+    for (let attempt = 1; ; attempt++) {
+      const before = collapses();
+      const result = withReservations(plan, () => {
+        const b = new HostBackend({ memLimit: 512 << 20, oneCpu: true, ...opts.backend });
+        try {
+          return runScenario(sc, b, { file: opts.file, observe: true });
+        } finally {
+          b.close();
+        }
+      });
+      const after = collapses();
+      const discarded = attempt - 1;
+      if (before === after) return discarded ? { result, plan, discarded } : { result, plan };
+      if (attempt === HOST_ATTEMPTS)
+        return {
+          skip: `khugepaged collapsed pages during each of ${HOST_ATTEMPTS} runs (its pages_collapsed went ${before} -> ${after} in the last): the runs do not show this scenario alone`,
+          plan,
+          discarded: attempt,
+        };
+    }
   } catch (e) {
     const r = skipReason(e);
     if (r) return { skip: r, plan };
@@ -289,6 +317,7 @@ export function hostDiff(sc: Scenario, profile: Profile, opts: HostRunOptions = 
   if (h.skip || !h.result) return { ...base, reason: h.skip ?? 'no result' };
   const model = runScenario(sc, new ModelBackend(profile, h.plan.machine), { file, observe: true });
   const { first, compared, notes } = compareRuns(sc, model, h.result, { identity: facts.isRoot });
+  if (h.discarded) notes.unshift(`khugepaged collapsed pages during ${h.discarded} earlier run(s) of this scenario; they were discarded`);
   if (!facts.isRoot)
     notes.unshift('not root: PFNs and /proc/kpage* are hidden, so page identity, zeropage, anon, exclusive and mapcount were not compared');
   return { ...base, status: first ? 'disagree' : 'agree', first, compared, notes, model, host: h.result };

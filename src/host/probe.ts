@@ -257,6 +257,16 @@ function detectZeroPage(root: string): boolean {
   return !/(^|\s)pvm_no_zero_page=1(\s|$)/.test(readText(join(root, 'proc/cmdline')) ?? '');
 }
 
+/**
+ * khugepaged's count of collapses (khugepaged/pages_collapsed; undefined without THP). Since
+ * MADV_COLLAPSE came (v6.1) only khugepaged_scan_mm_slot() counts here, so a change during a run
+ * means khugepaged itself replaced pages of some process behind its back.
+ */
+export function khugepagedCollapsed(root = '/'): number | undefined {
+  const text = readText(join(root, THP, 'khugepaged/pages_collapsed'));
+  return text === null ? undefined : strtoul(text);
+}
+
 export function probeHost(root = '/'): HostFacts {
   const pageSize = readPageSize(root);
   const pmdSize = readPmdSize(root);

@@ -10,7 +10,17 @@ import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { HostBackend, observationOf, PfnLabels } from '../../src/host/backend.ts';
-import { Bijection, comparePage, compareRuns, type DiffResult, hostDiff, loadFile, scenarioFiles } from '../../src/host/diff.ts';
+import {
+  Bijection,
+  comparePage,
+  compareRuns,
+  type DiffResult,
+  HOST_ATTEMPTS,
+  hostDiff,
+  hostRun,
+  loadFile,
+  scenarioFiles,
+} from '../../src/host/diff.ts';
 import { machineFromFacts, planForHost } from '../../src/host/machine.ts';
 import { type HostFacts, probeHost } from '../../src/host/probe.ts';
 import type { HostPage } from '../../src/host/session.ts';
@@ -268,6 +278,7 @@ test('the differential suite: model latest agrees with this kernel on every scen
   );
   for (const [name, why] of Object.entries(KNOWN_DISAGREEMENTS)) t.diagnostic(`KNOWN DISAGREEMENT (model bug) ${name}: ${why}`);
   for (const r of results) if (r.status === 'skip') t.diagnostic(`SKIP ${basename(r.file)}: ${r.reason}`);
+  for (const r of results) for (const n of r.notes) if (n.startsWith('khugepaged')) t.diagnostic(`RERUN ${basename(r.file)}: ${n}`);
   const bad: string[] = [];
   for (const r of results) {
     const name = basename(r.file);
@@ -285,6 +296,40 @@ test('the differential suite: model latest agrees with this kernel on every scen
     `${agreeing} agree, ${results.filter((r) => r.status === 'skip').length} skipped, ${Object.keys(KNOWN_DISAGREEMENTS).length} known disagreements`,
   );
   if (root) assert.ok(agreeing >= 40, `at least 40 scenarios compared and agreeing as root (${agreeing})`);
+});
+
+/** A fake khugepaged counter: reads return the values in turn (the last one from then on). */
+function counter(...values: Array<number | undefined>): () => number | undefined {
+  let i = 0;
+  return () => values[Math.min(i++, values.length - 1)];
+}
+
+test('hostRun: a run during which khugepaged collapsed pages is discarded and made again; at most HOST_ATTEMPTS', (t) => {
+  if (unavailable) {
+    t.skip(`real-kernel backend unavailable: ${unavailable}`);
+    return;
+  }
+  const sc = loadFile(join(DIR, 'fork-cow-parent-write.cow'));
+  const facts = probeHost();
+  // the counter is read before and after each run
+  const calm = hostRun(sc, { facts, collapses: counter(5, 5) });
+  assert.ok(calm.result?.pass, calm.skip);
+  assert.equal(calm.discarded, undefined);
+  const once = hostRun(sc, { facts, collapses: counter(5, 6, 6, 6) });
+  assert.ok(once.result?.pass, once.skip);
+  assert.equal(once.discarded, 1);
+  let n = 0;
+  const always = hostRun(sc, { facts, collapses: () => n++ });
+  assert.equal(always.result, undefined);
+  assert.equal(always.discarded, HOST_ATTEMPTS);
+  assert.equal(n, 2 * HOST_ATTEMPTS);
+  assert.match(always.skip ?? '', /^khugepaged collapsed pages during each of 3 runs \(its pages_collapsed went 4 -> 5 in the last\)/);
+  const unknown = hostRun(sc, { facts, collapses: () => undefined });
+  assert.ok(unknown.result?.pass);
+  assert.equal(unknown.discarded, undefined);
+  const d = hostDiff(sc, profileOrThrow('latest'), { facts, collapses: counter(1, 2, 2) });
+  assert.equal(d.status, 'agree');
+  assert.equal(d.notes[0], 'khugepaged collapsed pages during 1 earlier run(s) of this scenario; they were discarded');
 });
 
 // ---------------------------------------------------------------- CLI

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { probeHost } from '../../src/host/probe.ts';
+import { khugepagedCollapsed, probeHost } from '../../src/host/probe.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -183,4 +183,9 @@ test('zeroPage: false only when the kernel command line has pvm_no_zero_page=1',
   assert.equal(probeHost(fakeRoot({ 'proc/cmdline': 'console=ttyS0 pvm_no_zero_page=1 quiet\n' })).zeroPage, false);
   assert.equal(probeHost(fakeRoot({ 'proc/cmdline': 'console=ttyS0 pvm_no_zero_page=0 quiet\n' })).zeroPage, true);
   assert.equal(probeHost(fakeRoot({})).zeroPage, true, 'no /proc/cmdline: assume the zeropage');
+});
+
+test('khugepagedCollapsed: the pages_collapsed count, undefined without the file', () => {
+  assert.equal(khugepagedCollapsed(fakeRoot({ [`${THP}/khugepaged/pages_collapsed`]: '36\n' })), 36);
+  assert.equal(khugepagedCollapsed(fakeRoot({ [`${THP}/enabled`]: 'always [madvise] never\n' })), undefined);
 });
