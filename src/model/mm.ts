@@ -31,7 +31,6 @@ import { splitHugePmd, vmaSoftDirtyEnabled } from './fault.ts';
 import { createFile } from './files.ts';
 import {
   allocFolio,
-  bug,
   type Ctx,
   emit,
   folio,
@@ -265,7 +264,7 @@ export function munmap(k: Ctx, p: Proc, addr: number, len: number): number {
  */
 function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
   const pte = mm.pte.get(vpn);
-  if (!pte || pte.t !== 'page') return false;
+  if (pte?.t !== 'page') return false;
   if (vmaSoftDirtyEnabled(k, v) && !pte.softDirty) return false;
   if (!vmaIsShared(v)) {
     // 64fe24a3e05e (6.0): before, private PTEs waited for the write fault
@@ -399,8 +398,11 @@ export function mremapFixed(k: Ctx, p: Proc, oldAddr: number, len: number, newAd
  * pinned (MMF_HAS_PINNED and folio_maybe_dma_pinned) is copied for the child right away, since
  * anon-exclusive (5.19) only an exclusive one; hugetlb pages only with fork-copy-pinned-hugetlb
  * (5.12). Any other anonymous page loses PG_anon_exclusive and is shared, write-protected in both.
+ * Returns 0, or -ENOMEM when no huge page is left for the copy of a pinned hugetlb page
+ * (copy_hugetlb_page_range(): the copy is allocated without a reservation, so only free pages that
+ * no reservation holds serve it; the entries copied so far stay as they are).
  */
-function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
+function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): number {
   const src = parent.mm;
   const dst = child.mm;
   const cow = isCowMapping(v.flags);
@@ -420,7 +422,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       const f = folio(k, leaf.folio);
       if (copyForChild(f, 0, true)) {
         const pool = hugetlbPool(k, v.hugetlb);
-        if (pool.free - pool.resv <= 0) bug('fork: no huge page for the copy of a pinned page');
+        if (pool.free - pool.resv <= 0) return -ENOMEM;
         hugetlbPoolAdd(k, v.hugetlb, -1, 0);
         const c = allocFolio(k, 'anon', 1, v.hugetlb, [f.dataAt(0)]);
         c.setExclusive(0, true);
@@ -436,7 +438,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
       if (cow) ownHuge(src).set(hv, e);
       ownHuge(dst).set(hv, e);
     }
-    return;
+    return 0;
   }
   for (const pv of src.pmd.keysIn(vpnOf(v.start), vpnOf(v.end))) {
     const leaf = src.pmd.get(pv);
@@ -496,9 +498,15 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): void {
     if (write !== pte.write) src.pte.set(vpn, { t: 'page', folio: id, off, write, dirty, softDirty });
     dst.pte.set(vpn, { t: 'page', folio: id, off, write, dirty: vmaIsShared(v) ? false : dirty, softDirty });
   }
+  return 0;
 }
 
-/** fork(): a new process with a copy of the address space; VM_DONTCOPY VMAs are left out. */
+/**
+ * fork(): a new process with a copy of the address space; VM_DONTCOPY VMAs are left out. Returns
+ * the child's pid, or -ENOMEM when copying a VMA failed (dup_mmap()): the child's half-built
+ * address space is torn down like at exit and no process is left; what the copy already did to
+ * the parent (write-protected entries, cleared PG_anon_exclusive) stays.
+ */
 export function fork(k: Ctx, parent: Proc): number {
   const pid = k.s.nextId++;
   const child: Proc = {
@@ -514,7 +522,13 @@ export function fork(k: Ctx, parent: Proc): number {
   for (const v of parent.mm.vmas) {
     if (v.flags & VM_DONTCOPY) continue;
     child.mm.vmas.push({ ...v, resv: 0 });
-    if (v.anonVma) copyVma(k, parent, child, v);
+    const err = v.anonVma ? copyVma(k, parent, child, v) : 0;
+    if (err) {
+      exitMm(k, child);
+      k.s.procs.delete(pid);
+      emit(k, parent.pid, 'fork failed', undefined, 'no huge page for the copy of a pinned hugetlb page');
+      return err;
+    }
   }
   emit(k, parent.pid, 'fork', undefined, `child ${pid}`);
   return pid;

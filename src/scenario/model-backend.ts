@@ -145,7 +145,8 @@ export class ModelBackend implements Backend {
     return typeof r === 'string' ? { fail: r } : toBytes(r);
   }
   fork(p: number): Res<number> {
-    return this.sim.fork(p);
+    const c = this.sim.fork(p);
+    return c < 0 ? errno(c) : c;
   }
   exit(p: number, status: number): Res<void> {
     this.sim.exit(p, status);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ENOMEM, MAP_ANONYMOUS, MAP_HUGETLB, MAP_NORESERVE, MAP_PRIVATE, PAGE_SIZE } from '../../src/model/constants.ts';
-import { clearEvents, HUGE_2M, has, hugetlbAnon, mkSim, RW } from './helpers.ts';
+import type { PagePte } from '../../src/model/types.ts';
+import { clearEvents, HUGE_2M, has, hugetlbAnon, mkSim, pte, RW } from './helpers.ts';
 
 const pool = (sim: ReturnType<typeof mkSim>) => sim.state.hugetlb.find((h) => h.size === HUGE_2M)!;
 const leaf = (sim: ReturnType<typeof mkSim>, pid: number, a: number) => sim.state.procs.get(pid).mm.huge.get(a / PAGE_SIZE);
@@ -102,4 +103,50 @@ test('memfd hugetlb: fallocate takes pages from the pool and fails with ENOSPC w
   const fd2 = sim.memfdCreate(HUGE_2M);
   assert.equal(sim.fallocate(fd2, HUGE_2M), -28);
   assert.equal(sim.memfdCreate(4096 * 3), -22);
+});
+
+test('fork of a pinned hugetlb page with no unreserved free page fails with ENOMEM: the child is torn down, the parent keeps its pages', () => {
+  const sim = mkSim('v6.2');
+  // a small anonymous page first (lower address, copied before the hugetlb VMA), then the hugetlb page
+  const small = sim.mmap(1, { len: PAGE_SIZE, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS });
+  sim.memset(1, small, 7, PAGE_SIZE);
+  const a = hugetlbAnon(sim);
+  sim.memset(1, a, 1, HUGE_2M);
+  // the pool's other page is reserved by a second mapping: nothing is left for a copy
+  const other = hugetlbAnon(sim);
+  assert.ok(other > 0);
+  assert.deepEqual({ ...pool(sim) }, { size: HUGE_2M, nr: 2, free: 1, resv: 1 });
+  assert.ok(sim.ioUringRegister(1, a, HUGE_2M) >= 0);
+  const big = sim.pagemap(1, a).folio;
+  const page = sim.pagemap(1, small).folio;
+  const bigRef = sim.state.folios.get(big).refcount;
+  const procs = sim.state.procs.size;
+  clearEvents(sim);
+  assert.equal(sim.fork(1), -ENOMEM);
+  assert.ok(has(sim, 'fork failed'));
+  assert.equal(sim.state.procs.size, procs, 'no child is left');
+  assert.deepEqual({ ...pool(sim) }, { size: HUGE_2M, nr: 2, free: 1, resv: 1 });
+  // the pinned huge page: untouched (the copy was never made, the page never shared)
+  const f = sim.state.folios.get(big);
+  assert.equal(f.refcount, bigRef);
+  assert.equal(f.entireMapcount, 1);
+  assert.equal(f.exclusive[0], true);
+  assert.equal(leaf(sim, 1, a).write, true);
+  // the small page was shared with the child and is mapped once again, but as the kernel leaves
+  // it: write-protected and no longer exclusive; the next write reuses it (refcount 1)
+  const p = sim.state.folios.get(page);
+  assert.equal(p.refcount, 1);
+  assert.equal(p.mapcount[0], 1);
+  assert.equal(p.exclusive[0], false);
+  assert.equal((pte(sim, 1, small) as PagePte).write, false);
+  clearEvents(sim);
+  sim.memset(1, small, 8, PAGE_SIZE);
+  assert.equal(sim.pagemap(1, small).folio, page);
+  assert.ok(has(sim, 'reuse anon page'));
+  // with the other mapping gone, the same fork copies the pinned page for the child
+  assert.equal(sim.munmap(1, other, HUGE_2M), 0);
+  const child = sim.fork(1);
+  assert.ok(child > 0);
+  assert.notEqual(sim.pagemap(child, a).folio, big);
+  assert.equal(sim.pagemap(1, a).folio, big);
 });
