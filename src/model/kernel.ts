@@ -60,7 +60,7 @@ export function emitMm(k: Ctx, mm: Mm, what: string, addr?: number, detail?: str
 
 export function proc(k: Ctx, pid: number): Proc {
   const p = k.s.procs.get(pid);
-  if (!p || !p.alive) bug(`no live process ${pid}`);
+  if (!p?.alive) bug(`no live process ${pid}`);
   return p;
 }
 

@@ -63,7 +63,7 @@ export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vp
   for (const { mm, vpns } of places) {
     for (const vpn of vpns) {
       const pte = mm.pte.get(vpn);
-      if (!pte || pte.t !== 'page' || pte.folio !== f.id) continue;
+      if (pte?.t !== 'page' || pte.folio !== f.id) continue;
       const slot = base + pte.off;
       mm.pte.set(vpn, { t: 'swap', slot, exclusive: f.exclusiveAt(pte.off), softDirty: pte.softDirty });
       k.s.swap.get(slot).count++;

@@ -9,8 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { hostRun, loadFile } from '../../src/host/diff.ts';
 import {
+  awaitHugetlbReleased,
   HostSkip,
+  type HugetlbPool,
   hugepageDir,
   hugetlbPool,
   hugetlbSizes,
@@ -19,7 +22,7 @@ import {
   withHugetlbReserved,
 } from '../../src/host/hostsafety.ts';
 import type { HostError } from '../../src/host/session.ts';
-import { hostTest, PMD } from './helpers.ts';
+import { hostTest, PMD, unavailable } from './helpers.ts';
 
 const root = { root: true };
 const has2M = hugetlbSizes().includes(PMD);
@@ -118,5 +121,44 @@ test('a killed run leaves its restore file; the next start puts nr_hugepages bac
     assert.equal(existsSync(join(tmpdir(), `cowlab-host-restore-${r.pid}.json`)), false);
   } finally {
     recoverStaleSettings();
+  }
+});
+
+test("awaitHugetlbReleased: waits until the run's pages are free and resv_huge_pages is sane again, at most ms", () => {
+  const pool = (nr: number, free: number, resv = 0): HugetlbPool => ({ size: PMD, nr, free, resv, surplus: 0 });
+  const reads = (...ps: HugetlbPool[]) => {
+    let i = 0;
+    return { read: () => ps[Math.min(i++, ps.length - 1)], count: () => i };
+  };
+  // one page of others in use before the run; the run's page comes back on the third read
+  const a = reads(pool(3, 1), pool(3, 1), pool(3, 2));
+  assert.equal(awaitHugetlbReleased(a.read, 1, 2000), true);
+  assert.equal(a.count(), 3);
+  // all free, but the reservation count has gone below zero (2^64 - 1 read as a number)
+  const b = reads(pool(1, 1, 2 ** 64 - 1), pool(1, 1, 0));
+  assert.equal(awaitHugetlbReleased(b.read, 0, 2000), true);
+  assert.equal(b.count(), 2);
+  // never released: false once the time is up
+  const t0 = performance.now();
+  assert.equal(
+    awaitHugetlbReleased(() => pool(1, 0), 0, 60),
+    false,
+  );
+  assert.ok(performance.now() - t0 >= 59);
+});
+
+test('hostRun puts nr_hugepages back at once even when a pin outlives the run (fork of a pinned hugetlb page failing with ENOMEM)', (t) => {
+  if (unavailable || !has2M || process.getuid?.() !== 0) {
+    t.skip(unavailable ? `real-kernel backend unavailable: ${unavailable}` : !has2M ? 'no 2 MiB hugetlb pages' : 'needs root');
+    return;
+  }
+  const before = hugetlbPool(PMD);
+  const file = fileURLToPath(new URL('../../differential/hugetlb-fork-pinned-enomem.cow', import.meta.url));
+  for (let i = 0; i < 2; i++) {
+    const r = hostRun(loadFile(file));
+    assert.ok(r.result?.pass, r.skip ?? 'the scenario holds on this kernel');
+    const after = hugetlbPool(PMD);
+    assert.equal(after.nr, before.nr, `run ${i + 1}: nr_hugepages restored`);
+    assert.equal(after.surplus, before.surplus, `run ${i + 1}: no page left as surplus`);
   }
 });
