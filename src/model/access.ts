@@ -8,7 +8,7 @@
 import { FAULT_FLAG_WRITE, HPAGE_PMD_NR, PAGE_SIZE, VM_READ, VM_WRITE } from './constants.ts';
 import { handleMmFault } from './fault.ts';
 import { type Ctx, findVma, folio, lookup, tokenAt } from './kernel.ts';
-import { ownHuge, ownPmd } from './pagetable.ts';
+import { BIT_DIRTY, BIT_WRITE, entryBits, entryRef, KIND_MASK, OFF_SHIFT, ownHuge, ownPmd, PTE_PAGE, PTE_ZERO } from './pagetable.ts';
 import type { Proc, Token, Vma } from './types.ts';
 
 export type Content = Array<[Token, number]>;
@@ -43,7 +43,8 @@ export function contentPrefix(c: Content, pages: number): Content {
   return out;
 }
 
-export type Access = { ok: true; token: Token } | { ok: false; signal: 'SIGSEGV' | 'SIGBUS' };
+/** What a user-space access raises when it cannot be done. */
+export type Signal = 'SIGSEGV' | 'SIGBUS';
 
 /** The bytes of the page unit that maps addr (4 KiB, or the hugetlb page size). */
 export function unitAt(v: Vma): number {
@@ -51,43 +52,56 @@ export function unitAt(v: Vma): number {
 }
 
 /**
- * One load (token === undefined) or store at addr. Faults until the entry allows the access;
- * a handful of retries is always enough, more means a model bug.
+ * One load (token === undefined) or store at addr: the token read (stored), or the signal. Faults
+ * until the entry allows the access; a handful of retries is always enough, more means a model bug.
+ *
+ * The common case, a present PTE that allows the access, reads the raw entry (pagetable.ts) and
+ * allocates nothing: a memset of a PTE-mapped range comes here once per page.
  */
-export function access(k: Ctx, p: Proc, addr: number, token?: Token): Access {
+export function access(k: Ctx, p: Proc, addr: number, token?: Token): Token | Signal {
   const mm = p.mm;
   const v = findVma(mm, addr);
   const write = token !== undefined;
-  if (!v || !(v.flags & (write ? VM_WRITE : VM_READ))) return { ok: false, signal: 'SIGSEGV' };
+  if (!v || !(v.flags & (write ? VM_WRITE : VM_READ))) return 'SIGSEGV';
   for (let tries = 0; tries < 6; tries++) {
-    const e = lookup(mm, v, addr);
-    if (e.level === 'pte' && e.pte.t !== 'swap') {
-      const pte = e.pte;
-      if (!write) return { ok: true, token: pte.t === 'zero' ? 0 : tokenAt(k, pte.folio, pte.off) };
-      if (pte.t === 'page' && pte.write) {
-        folio(k, pte.folio).setData(pte.off, token);
-        if (!pte.dirty) mm.pte.set(e.vpn, { ...pte, dirty: true }); // the CPU sets the dirty bit
-        return { ok: true, token };
+    const vpn = Math.floor(addr / PAGE_SIZE);
+    if (!v.hugetlb && (mm.pmd.size === 0 || !mm.pmd.has(vpn - (vpn % HPAGE_PMD_NR)))) {
+      // no PMD leaf: the PTE decides
+      const w = mm.pte.word(vpn);
+      if (w !== undefined) {
+        const bits = entryBits(w);
+        const kind = bits & KIND_MASK;
+        if (!write) {
+          if (kind === PTE_ZERO) return 0;
+          if (kind === PTE_PAGE) return tokenAt(k, entryRef(w), bits >>> OFF_SHIFT);
+        } else if (kind === PTE_PAGE && bits & BIT_WRITE) {
+          folio(k, entryRef(w)).setData(bits >>> OFF_SHIFT, token);
+          if (!(bits & BIT_DIRTY)) mm.pte.setWord(vpn, w + BIT_DIRTY); // the CPU sets the dirty bit
+          return token;
+        }
       }
-    } else if (e.level === 'pmd') {
-      const off = Math.floor(addr / PAGE_SIZE) - e.vpn;
-      if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, off) };
-      if (e.leaf.write) {
-        folio(k, e.leaf.folio).setData(off, token);
-        if (!e.leaf.dirty) ownPmd(mm).set(e.vpn, { ...e.leaf, dirty: true });
-        return { ok: true, token };
-      }
-    } else if (e.level === 'huge') {
-      if (!write) return { ok: true, token: tokenAt(k, e.leaf.folio, 0) };
-      if (e.leaf.write) {
-        folio(k, e.leaf.folio).setData(0, token);
-        if (!e.leaf.dirty) ownHuge(mm).set(e.vpn, { ...e.leaf, dirty: true });
-        return { ok: true, token };
+    } else {
+      const e = lookup(mm, v, addr);
+      if (e.level === 'pmd') {
+        const off = vpn - e.vpn;
+        if (!write) return tokenAt(k, e.leaf.folio, off);
+        if (e.leaf.write) {
+          folio(k, e.leaf.folio).setData(off, token);
+          if (!e.leaf.dirty) ownPmd(mm).set(e.vpn, { ...e.leaf, dirty: true });
+          return token;
+        }
+      } else if (e.level === 'huge') {
+        if (!write) return tokenAt(k, e.leaf.folio, 0);
+        if (e.leaf.write) {
+          folio(k, e.leaf.folio).setData(0, token);
+          if (!e.leaf.dirty) ownHuge(mm).set(e.vpn, { ...e.leaf, dirty: true });
+          return token;
+        }
       }
     }
     const r = handleMmFault(k, mm, v, addr, write ? FAULT_FLAG_WRITE : 0);
-    if (r === 'sigbus' || r === 'oom') return { ok: false, signal: 'SIGBUS' };
-    if (r === 'sigsegv') return { ok: false, signal: 'SIGSEGV' };
+    if (r === 'sigbus' || r === 'oom') return 'SIGBUS';
+    if (r === 'sigsegv') return 'SIGSEGV';
   }
   throw new Error(`access at ${addr.toString(16)} keeps faulting: model bug`);
 }
@@ -103,7 +117,7 @@ export function memset(k: Ctx, p: Proc, addr: number, token: Token, len: number)
   for (let a = addr; a < end; ) {
     const v = findVma(p.mm, a);
     const r = access(k, p, a, token);
-    if (!r.ok) return r.signal;
+    if (typeof r === 'string') return r;
     const unit = v ? unitAt(v) : PAGE_SIZE;
     a = Math.floor(a / unit) * unit + unit;
     if (v && !v.hugetlb && a < end) a = storeRestOfPmd(k, p, v, a, end, token);
@@ -131,10 +145,10 @@ export function readRange(k: Ctx, p: Proc, addr: number, len: number): Content |
   for (let a = addr; a < end; ) {
     const v = findVma(p.mm, a);
     const r = access(k, p, a);
-    if (!r.ok) return r.signal;
+    if (typeof r === 'string') return r;
     const unit = v ? unitAt(v) : PAGE_SIZE;
     const next = Math.min(Math.floor(a / unit) * unit + unit, end);
-    pushContent(out, r.token, (next - a) / PAGE_SIZE);
+    pushContent(out, r, (next - a) / PAGE_SIZE);
     a = next;
     if (!v || v.hugetlb || a >= end || p.mm.pmd.size === 0) continue;
     const e = lookup(p.mm, v, a - PAGE_SIZE);

@@ -171,6 +171,17 @@ export abstract class LeafTable<T> {
 
   protected abstract decode(w: number): T;
 
+  /** The raw value at `key` (the codec above), undefined when absent: for hot paths that need a
+   *  bit or two of an entry, not a decoded object. */
+  word(key: number): number | undefined {
+    return this.t.get(key);
+  }
+
+  /** Writes a raw value: one read with word(), bits changed (setting the dirty bit, say). */
+  setWord(key: number, w: number): void {
+    this.own().set(key, w);
+  }
+
   get size(): number {
     return this.t.size;
   }
