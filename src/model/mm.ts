@@ -48,7 +48,21 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
-import { BIT_SOFT_DIRTY, BIT_WRITE, ownHuge, ownPmd } from './pagetable.ts';
+import {
+  BIT_DIRTY,
+  BIT_EXCLUSIVE,
+  BIT_SOFT_DIRTY,
+  BIT_WRITE,
+  entryBits,
+  entryRef,
+  KIND_MASK,
+  OFF_SHIFT,
+  ownHuge,
+  ownPmd,
+  PTE_PAGE,
+  PTE_SWAP,
+  PTE_ZERO,
+} from './pagetable.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
 import type { Folio, Mm, Proc, Vma } from './types.ts';
@@ -232,13 +246,17 @@ export function zapRange(k: Ctx, mm: Mm, v: Vma, start: number, end: number): vo
       if (leaf.t === 'thp') unmapEntire(k, leaf.folio);
     } else splitHugePmd(k, mm, pv);
   }
-  for (const pte of mm.pte.removeIn(lo, hi)) {
-    if (pte.t === 'page') {
-      unmapPte(k, pte.folio, pte.off);
+  // raw entries (pagetable.ts): a zap of a PTE-mapped THP removes 512 at once
+  for (const w of mm.pte.removeWordsIn(lo, hi)) {
+    const bits = entryBits(w);
+    const kind = bits & KIND_MASK;
+    if (kind === PTE_PAGE) {
+      const id = entryRef(w);
+      unmapPte(k, id, bits >>> OFF_SHIFT);
       // free_swap_cache() from the TLB batch: an unmapped page nobody swaps in again leaves the cache
-      const f = k.s.folios.get(pte.folio);
+      const f = k.s.folios.get(id);
       if (f && f.swapSlot >= 0 && folioMapcount(f) === 0) freeSwapCache(k, f);
-    } else if (pte.t === 'swap') swapPut(k, pte.slot);
+    } else if (kind === PTE_SWAP) swapPut(k, entryRef(w));
   }
 }
 
@@ -466,37 +484,42 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): number {
       splitHugePmd(k, src, pv);
     }
   }
+  // raw entries (pagetable.ts): fork copies every PTE of the parent's anonymous VMAs
   for (const vpn of src.pte.keysIn(vpnOf(v.start), vpnOf(v.end))) {
-    const pte = src.pte.get(vpn);
-    if (pte.t === 'zero') {
-      dst.pte.set(vpn, pte);
+    const w = src.pte.word(vpn) as number;
+    const bits = entryBits(w);
+    const kind = bits & KIND_MASK;
+    if (kind === PTE_ZERO) {
+      dst.pte.setWord(vpn, w);
       continue;
     }
-    if (pte.t === 'swap') {
-      k.s.swap.get(pte.slot).count++;
+    if (kind === PTE_SWAP) {
+      k.s.swap.get(entryRef(w)).count++;
       // a shared swap entry is exclusive for neither (pte_swp_clear_exclusive on the parent's too)
-      const e = { ...pte, exclusive: false };
-      src.pte.set(vpn, e);
-      dst.pte.set(vpn, e);
+      const e = w - (bits & BIT_EXCLUSIVE);
+      src.pte.setWord(vpn, e);
+      dst.pte.setWord(vpn, e);
       continue;
     }
-    const f = folio(k, pte.folio);
-    if (copyForChild(f, pte.off, false)) {
+    const id = entryRef(w);
+    const off = bits >>> OFF_SHIFT;
+    const f = folio(k, id);
+    if (copyForChild(f, off, false)) {
       // copy_present_page(): the child gets its own exclusive copy, the parent keeps the pinned page
-      const c = allocFolio(k, 'anon', 1, 0, [f.dataAt(pte.off)]);
+      const c = allocFolio(k, 'anon', 1, 0, [f.dataAt(off)]);
       c.setExclusive(0, true);
       mapPte(k, c.id, 0);
-      dst.pte.set(vpn, { t: 'page', folio: c.id, off: 0, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: pte.softDirty });
+      const softDirty = (bits & BIT_SOFT_DIRTY) !== 0;
+      dst.pte.set(vpn, { t: 'page', folio: c.id, off: 0, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty });
       emit(k, child.pid, 'fork: copy maybe-pinned page', vpn * PAGE_SIZE, `folio ${c.id}`);
       continue;
     }
-    if (f.kind === 'anon') f.setExclusive(pte.off, false);
-    mapPte(k, f.id, pte.off);
+    if (f.kind === 'anon') f.setExclusive(off, false);
+    mapPte(k, id, off);
     // ptep_set_wrprotect() on the parent's PTE, then the child's a copy (clean in shared mappings)
-    const write = cow ? false : pte.write;
-    const { folio: id, off, dirty, softDirty } = pte;
-    if (write !== pte.write) src.pte.set(vpn, { t: 'page', folio: id, off, write, dirty, softDirty });
-    dst.pte.set(vpn, { t: 'page', folio: id, off, write, dirty: vmaIsShared(v) ? false : dirty, softDirty });
+    const parentW = cow ? w - (bits & BIT_WRITE) : w;
+    if (parentW !== w) src.pte.setWord(vpn, parentW);
+    dst.pte.setWord(vpn, vmaIsShared(v) ? parentW - (entryBits(parentW) & BIT_DIRTY) : parentW);
   }
   return 0;
 }

@@ -224,6 +224,11 @@ export abstract class LeafTable<T> {
     return this.decodeAll(this.t.removeIn(lo, hi));
   }
 
+  /** removeIn, returning the raw values (a zap needs each entry's folio or slot, nothing more). */
+  removeWordsIn(lo: number, hi: number): number[] {
+    return this.t.removeIn(lo, hi);
+  }
+
   /** The entries in key order, decoded. */
   values(): Array<Readonly<T>> {
     return this.decodeAll(this.t.values());
