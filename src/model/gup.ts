@@ -25,13 +25,13 @@ import {
 } from './constants.ts';
 import { handleMmFault, vmaSoftDirtyEnabled } from './fault.ts';
 import { bug, type Ctx, emitMm, findVma, folio, isCowMapping, isLarge, lookup, putRef } from './kernel.ts';
-import { HUGE_ZERO_FOLIO, type Mm, type PageRun, type Vma, ZERO_FOLIO } from './types.ts';
+import { BIT_SOFT_DIRTY, BIT_WRITE, entryBits, entryRef, KIND_MASK, OFF_SHIFT, PTE_SWAP, PTE_ZERO } from './pagetable.ts';
+import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PageRun, type Vma, ZERO_FOLIO } from './types.ts';
 
-/** Is the page an anonymous page, and is it exclusive? (special pages are never anonymous) */
-function anonInfo(k: Ctx, id: number, off: number): { anon: boolean; exclusive: boolean } {
-  if (id === ZERO_FOLIO || id === HUGE_ZERO_FOLIO) return { anon: false, exclusive: false };
-  const f = folio(k, id);
-  return { anon: f.kind === 'anon', exclusive: f.exclusiveAt(off) };
+/** The folio of a page that may be anonymous: undefined for the special pages (the shared and the
+ *  huge zeropage), which never are. */
+function normalFolio(k: Ctx, id: number): Folio | undefined {
+  return id === ZERO_FOLIO || id === HUGE_ZERO_FOLIO ? undefined : folio(k, id);
 }
 
 /**
@@ -45,14 +45,14 @@ export function gupMustUnshare(k: Ctx, vma: Vma | null, flags: number, id: numbe
   // before a7f226604170 (5.19) R/O pins took whatever page was mapped
   if (!k.sw['gup-unshare-anon']) return false;
   if ((flags & (FOLL_WRITE | FOLL_PIN)) !== FOLL_PIN) return false;
-  const { anon, exclusive } = anonInfo(k, id, off);
-  if (!anon) {
+  const f = normalFolio(k, id);
+  if (f?.kind !== 'anon') {
     if (!k.sw['gup-unshare-noanon']) return false;
     if (!(flags & FOLL_LONGTERM)) return false;
     if (!vma) return true;
     return isCowMapping(vma.flags);
   }
-  return !exclusive;
+  return !f.exclusiveAt(off);
 }
 
 /**
@@ -102,25 +102,47 @@ function canFollowWrite(k: Ctx, vma: Vma, writable: boolean, id: number, off: nu
   if (!(flags & FOLL_FORCE)) return false;
   if (vma.flags & (VM_MAYSHARE | VM_SHARED)) return false;
   if (!(vma.flags & VM_MAYWRITE) || vma.flags & VM_WRITE) return false;
-  const { anon, exclusive } = anonInfo(k, id, off);
-  if (!anon || !exclusive) return false;
+  const f = normalFolio(k, id);
+  if (f?.kind !== 'anon' || !f.exclusiveAt(off)) return false;
   return !(vmaSoftDirtyEnabled(k, vma) && !softDirty);
 }
 
 type Follow = { t: 'page'; folio: number; first: number; n: number } | { t: 'fault' } | { t: 'unshare' } | { t: 'error'; errno: number };
 
-/** follow_page_mask(): what the page tables give for addr, or why GUP must fault first. */
+const FAULT: Follow = Object.freeze({ t: 'fault' });
+const UNSHARE: Follow = Object.freeze({ t: 'unshare' });
+
+/**
+ * follow_page_mask(): what the page tables give for addr, or why GUP must fault first. Where no
+ * PMD leaf covers addr, the PTE is read as a raw word (follow_page_pte(): GUP of a PTE-mapped
+ * range comes here once per page).
+ */
 function followPage(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number, remaining: number): Follow {
-  const e = lookup(mm, vma, addr);
   const vpn = Math.floor(addr / PAGE_SIZE);
+  if (!vma.hugetlb && (mm.pmd.size === 0 || !mm.pmd.has(vpn - (vpn % HPAGE_PMD_NR)))) {
+    const w = mm.pte.word(vpn);
+    if (w === undefined) return FAULT;
+    const bits = entryBits(w);
+    const kind = bits & KIND_MASK;
+    if (kind === PTE_SWAP) return FAULT;
+    const zero = kind === PTE_ZERO;
+    const id = zero ? ZERO_FOLIO : entryRef(w);
+    const off = zero ? 0 : bits >>> OFF_SHIFT;
+    const write = !zero && (bits & BIT_WRITE) !== 0;
+    // the zeropage is no normal page: can_follow_write_pte() says no
+    if (flags & FOLL_WRITE && (zero || !canFollowWrite(k, vma, write, id, off, (bits & BIT_SOFT_DIRTY) !== 0, flags))) return FAULT;
+    if (!write && gupMustUnshare(k, vma, flags, id, off)) return UNSHARE;
+    return { t: 'page', folio: id, first: off, n: 1 };
+  }
+  const e = lookup(mm, vma, addr);
   switch (e.level) {
     case 'none':
-      return { t: 'fault' };
+      return FAULT;
     case 'huge': {
       // follow_hugetlb_page(): the whole huge page at once
       const leaf = e.leaf;
-      if (flags & FOLL_WRITE && !canFollowWrite(k, vma, leaf.write, leaf.folio, 0, true, flags)) return { t: 'fault' };
-      if (!leaf.write && gupMustUnshare(k, vma, flags, leaf.folio, 0)) return { t: 'unshare' };
+      if (flags & FOLL_WRITE && !canFollowWrite(k, vma, leaf.write, leaf.folio, 0, true, flags)) return FAULT;
+      if (!leaf.write && gupMustUnshare(k, vma, flags, leaf.folio, 0)) return UNSHARE;
       const first = vpn - e.vpn;
       const n = Math.min(remaining, vma.hugetlb / PAGE_SIZE - first);
       return { t: 'page', folio: leaf.folio, first, n };
@@ -128,22 +150,13 @@ function followPage(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number, remai
     case 'pmd': {
       // follow_trans_huge_pmd(): the checks use the head page; the rest of the PMD in one go
       const leaf = e.leaf;
-      if (flags & FOLL_WRITE && !canFollowWrite(k, vma, leaf.write, leaf.folio, 0, leaf.softDirty, flags)) return { t: 'fault' };
-      if (!leaf.write && gupMustUnshare(k, vma, flags, leaf.folio, 0)) return { t: 'unshare' };
+      if (flags & FOLL_WRITE && !canFollowWrite(k, vma, leaf.write, leaf.folio, 0, leaf.softDirty, flags)) return FAULT;
+      if (!leaf.write && gupMustUnshare(k, vma, flags, leaf.folio, 0)) return UNSHARE;
       const first = vpn - e.vpn;
       return { t: 'page', folio: leaf.folio, first, n: Math.min(remaining, HPAGE_PMD_NR - first) };
     }
-    case 'pte': {
-      const pte = e.pte;
-      if (pte.t === 'swap') return { t: 'fault' };
-      const id = pte.t === 'zero' ? ZERO_FOLIO : pte.folio;
-      const off = pte.t === 'zero' ? 0 : pte.off;
-      const write = pte.t === 'page' && pte.write;
-      // the zeropage is no normal page: can_follow_write_pte() says no
-      if (flags & FOLL_WRITE && (pte.t === 'zero' || !canFollowWrite(k, vma, write, id, off, pte.softDirty, flags))) return { t: 'fault' };
-      if (!write && gupMustUnshare(k, vma, flags, id, off)) return { t: 'unshare' };
-      return { t: 'page', folio: id, first: off, n: 1 };
-    }
+    case 'pte':
+      return bug('followPage: a PTE where a PMD leaf or a hugetlb entry decides');
   }
 }
 
