@@ -39,7 +39,7 @@ import {
   vmaIsShared,
   vpnOf,
 } from './kernel.ts';
-import { ownHuge, ownPmd } from './pagetable.ts';
+import { OFF_UNIT, ownHuge, ownPmd, pteVal } from './pagetable.ts';
 import { deleteFromSwapCache, freeSwapCache, swapIn } from './swap.ts';
 import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, type ZeroPte } from './types.ts';
 
@@ -152,21 +152,17 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
   if (!leaf) return;
   mm.pmd.delete(pv);
   emitMm(k, mm, 'split PMD', pv * PAGE_SIZE);
+  // 512 entries that differ only in the page offset: encoded once, the offset added per entry
   if (leaf.t === 'hugezero') {
-    for (let i = 0; i < HPAGE_PMD_NR; i++) mm.pte.set(pv + i, { t: 'zero', softDirty: leaf.softDirty });
+    const zero = pteVal({ t: 'zero', softDirty: leaf.softDirty });
+    for (let i = 0; i < HPAGE_PMD_NR; i++) mm.pte.setWord(pv + i, zero);
     return;
   }
   const f = folio(k, leaf.folio);
   const excl = f.exclusiveAt(0);
+  const first = pteVal({ t: 'page', folio: f.id, off: 0, write: leaf.write, dirty: leaf.dirty, softDirty: leaf.softDirty });
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
-    mm.pte.set(pv + i, {
-      t: 'page',
-      folio: f.id,
-      off: i,
-      write: leaf.write,
-      dirty: leaf.dirty,
-      softDirty: leaf.softDirty,
-    });
+    mm.pte.setWord(pv + i, first + i * OFF_UNIT);
     f.setMapcount(i, f.mapcountAt(i) + 1);
     if (excl) f.setExclusive(i, true);
   }

@@ -36,6 +36,8 @@ export const BIT_SOFT_DIRTY = 1 << 4;
 export const BIT_EXCLUSIVE = 1 << 5;
 export const OFF_SHIFT = 6;
 export const OFF_LIMIT = 1024;
+/** What one more page of offset adds to a page PTE's raw value. */
+export const OFF_UNIT = 1 << OFF_SHIFT;
 
 const flag = (b: boolean, bit: number): number => (b ? bit : 0);
 
