@@ -4,8 +4,9 @@
  */
 import { FOLL_PIN, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR } from './constants.ts';
 import { zeroPageRefDelta } from './gup.ts';
-import { bug, type Ctx, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
-import { HUGE_ZERO_FOLIO, type State, ZERO_FOLIO } from './types.ts';
+import { bug, type Ctx, findVma, isCowMapping, isLarge, vmaIsShared } from './kernel.ts';
+import { BIT_WRITE, entryBits, entryRef, KIND_MASK, OFF_SHIFT, PTE_PAGE, PTE_SWAP } from './pagetable.ts';
+import { HUGE_ZERO_FOLIO, type State, type Vma, ZERO_FOLIO } from './types.ts';
 
 interface Expect {
   refs: number;
@@ -46,22 +47,32 @@ export function checkInvariants(k: Ctx): void {
     const mm = p.mm;
     if (!p.alive && mm.vmas.length) bug(`dead process ${p.pid} still has VMAs`);
     if (mm.hugeZeroRef) hugeZeroMms++;
-    const inVma = (vpn: number) => mm.vmas.find((v) => vpn * 4096 >= v.start && vpn * 4096 < v.end);
-    // page tables walked once each, decoding every entry once (entries() is in address order)
-    for (const [vpn, pte] of mm.pte) {
-      const v = inVma(vpn);
-      if (!v) bug(`pid ${p.pid}: PTE at ${(vpn * 4096).toString(16)} outside any VMA`);
-      if (mm.pmd.has(vpn - (vpn % HPAGE_PMD_NR))) bug(`pid ${p.pid}: PTE under a PMD leaf`);
-      if (pte.t === 'swap') {
-        swapUse.set(pte.slot, (swapUse.get(pte.slot) ?? 0) + 1);
+    const inVma = (vpn: number) => findVma(mm, vpn * 4096);
+    // the PTEs as raw words (pagetable.ts), in address order: a THP-sized table is 512 of them,
+    // checked after every step
+    const pt = mm.pte.raw();
+    let vma: Vma | undefined;
+    for (let i = 0; i < pt.length; i += 2) {
+      const vpn = pt[i];
+      const w = pt[i + 1];
+      if (!vma || vpn * 4096 >= vma.end || vpn * 4096 < vma.start) vma = inVma(vpn);
+      if (!vma) bug(`pid ${p.pid}: PTE at ${(vpn * 4096).toString(16)} outside any VMA`);
+      if (mm.pmd.size && mm.pmd.has(vpn - (vpn % HPAGE_PMD_NR))) bug(`pid ${p.pid}: PTE under a PMD leaf`);
+      const bits = entryBits(w);
+      const kind = bits & KIND_MASK;
+      if (kind === PTE_SWAP) {
+        const slot = entryRef(w);
+        swapUse.set(slot, (swapUse.get(slot) ?? 0) + 1);
         continue;
       }
-      if (pte.t !== 'page') continue;
-      const f = s.folios.get(pte.folio);
-      const x = e(pte.folio);
+      if (kind !== PTE_PAGE) continue;
+      const id = entryRef(w);
+      const off = bits >>> OFF_SHIFT;
+      const f = s.folios.get(id);
+      const x = e(id);
       x.refs++;
-      x.map[pte.off]++;
-      if (pte.write && isCowMapping(v.flags) && f.kind === 'anon' && !f.exclusiveAt(pte.off)) {
+      x.map[off]++;
+      if (bits & BIT_WRITE && isCowMapping(vma.flags) && f.kind === 'anon' && !f.exclusiveAt(off)) {
         bug(`pid ${p.pid}: writable PTE at ${(vpn * 4096).toString(16)} maps non-exclusive anon page`);
       }
     }
