@@ -7,7 +7,7 @@
  */
 import { FAULT_FLAG_WRITE, HPAGE_PMD_NR, PAGE_SIZE, VM_READ, VM_WRITE } from './constants.ts';
 import { handleMmFault } from './fault.ts';
-import { type Ctx, findVma, folio, lookup, tokenAt } from './kernel.ts';
+import { type Ctx, findVma, folio, lookup, pteLevel, tokenAt } from './kernel.ts';
 import { BIT_DIRTY, BIT_WRITE, entryBits, entryRef, KIND_MASK, OFF_SHIFT, ownHuge, ownPmd, PTE_PAGE, PTE_ZERO } from './pagetable.ts';
 import type { Proc, Token, Vma } from './types.ts';
 
@@ -65,7 +65,7 @@ export function access(k: Ctx, p: Proc, addr: number, token?: Token): Token | Si
   if (!v || !(v.flags & (write ? VM_WRITE : VM_READ))) return 'SIGSEGV';
   for (let tries = 0; tries < 6; tries++) {
     const vpn = Math.floor(addr / PAGE_SIZE);
-    if (!v.hugetlb && (mm.pmd.size === 0 || !mm.pmd.has(vpn - (vpn % HPAGE_PMD_NR)))) {
+    if (pteLevel(mm, v, vpn)) {
       // no PMD leaf: the PTE decides
       const w = mm.pte.word(vpn);
       if (w !== undefined) {

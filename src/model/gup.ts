@@ -24,7 +24,7 @@ import {
   VM_WRITE,
 } from './constants.ts';
 import { handleMmFault, vmaSoftDirtyEnabled } from './fault.ts';
-import { bug, type Ctx, emitMm, findVma, folio, isCowMapping, isLarge, lookup, putRef } from './kernel.ts';
+import { bug, type Ctx, emitMm, findVma, folio, isCowMapping, isLarge, lookup, pteLevel, putRef } from './kernel.ts';
 import { BIT_SOFT_DIRTY, BIT_WRITE, entryBits, entryRef, KIND_MASK, OFF_SHIFT, PTE_SWAP, PTE_ZERO } from './pagetable.ts';
 import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PageRun, type Vma, ZERO_FOLIO } from './types.ts';
 
@@ -119,7 +119,7 @@ const UNSHARE: Follow = Object.freeze({ t: 'unshare' });
  */
 function followPage(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number, remaining: number): Follow {
   const vpn = Math.floor(addr / PAGE_SIZE);
-  if (!vma.hugetlb && (mm.pmd.size === 0 || !mm.pmd.has(vpn - (vpn % HPAGE_PMD_NR)))) {
+  if (pteLevel(mm, vma, vpn)) {
     const w = mm.pte.word(vpn);
     if (w === undefined) return FAULT;
     const bits = entryBits(w);

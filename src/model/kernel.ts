@@ -216,6 +216,12 @@ export function lookup(mm: Mm, vma: Vma, addr: number): Entry {
   return pte ? { level: 'pte', vpn, pte } : NONE;
 }
 
+/** Is vpn's entry a PTE, as lookup() would find it (not a hugetlb VMA, no PMD leaf over it)? The
+ *  per-page paths that read raw PTE words ask this first. */
+export function pteLevel(mm: Mm, vma: Vma, vpn: number): boolean {
+  return !vma.hugetlb && (mm.pmd.size === 0 || !mm.pmd.has(pmdVpnOf(vpn)));
+}
+
 /** Is there a page table (pmd not none) for the PMD range starting at pv? */
 export function hasPteTable(mm: Mm, pv: number): boolean {
   return mm.pte.hasIn(pv, pv + HPAGE_PMD_NR);
