@@ -242,7 +242,7 @@ export interface HostRunOptions {
 }
 
 /**
- * Runs a scenario gets on the real kernel before it is given up. khugepaged runs on its own
+ * How many runs a scenario gets on the real kernel before it is given up. khugepaged runs on its own
  * schedule (it scans a process as soon as MADV_HUGEPAGE registers it): a collapse in the middle of
  * a run replaces the pages of a split THP with a new one, which no model step predicts. Such a run
  * is discarded and made again.
