@@ -421,7 +421,10 @@ const E = new Encoder();
 
 /** The canonical words of a state (a fresh copy). Equal arrays iff equal up to renaming. */
 export function encodeState(s: State): Int32Array {
-  return E.buf.slice(0, E.encode(s, true));
+  // encode first: it may replace E.buf with a bigger one (E.buf.slice(0, E.encode(...)) read the
+  // old, shorter buffer and cut the first state longer than any before at its length)
+  const n = E.encode(s, true);
+  return E.buf.slice(0, n);
 }
 
 /** 64-bit fingerprint of the canonical form, as two unsigned 32-bit halves [hi, lo]: the words are

@@ -7,6 +7,8 @@ import { EFAULT, EINVAL, ENOENT, ENOMEM, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL
 import { fileToken, writeFileRange, writeFileToken } from './files.ts';
 import { type GupResult, gup, release, releaseAll } from './gup.ts';
 import { type Ctx, emit, findVma, folio, tokenAt } from './kernel.ts';
+import { ownProc } from './state.ts';
+import { ownTable } from './table.ts';
 import { HUGE_ZERO_FOLIO, type PageRun, type PinSet, type PinUser, type Proc, ZERO_FOLIO } from './types.ts';
 
 /** PIPE_DEF_BUFFERS: a pipe holds 16 page buffers; vmsplice stops when it is full. */
@@ -29,7 +31,7 @@ export function runContent(k: Ctx, r: PageRun, out: Content): void {
 
 export function pipeCreate(k: Ctx): number {
   const id = k.s.nextId++;
-  k.s.pipes.set(id, { id, bufs: [] });
+  ownTable(k.s, 'pipes').set(id, { id, bufs: [] });
   return id;
 }
 
@@ -52,7 +54,7 @@ export function vmsplice(k: Ctx, p: Proc, pipeId: number, addr: number, len: num
   if (pages <= 0) return -EINVAL; // the model never blocks: a full pipe is an error
   const r = gup(k, p.mm, addr, pages, FOLL_GET, true);
   if (r.nr < 0) return r.nr;
-  k.s.pipes.set(pipeId, { id: pipe.id, bufs: [...pipe.bufs, ...r.runs] });
+  ownTable(k.s, 'pipes').set(pipeId, { id: pipe.id, bufs: [...pipe.bufs, ...r.runs] });
   emit(k, p.pid, 'vmsplice', addr, `${r.nr} pages referenced (FOLL_GET)`);
   return r.nr * PAGE_SIZE;
 }
@@ -72,7 +74,7 @@ export function pipeRead(k: Ctx, pipeId: number, len: number): Content {
     else bufs[0] = { folio: b.folio, first: b.first + n, n: b.n - n };
     want -= n;
   }
-  k.s.pipes.set(pipeId, { id: pipe.id, bufs });
+  ownTable(k.s, 'pipes').set(pipeId, { id: pipe.id, bufs });
   return out;
 }
 
@@ -117,7 +119,7 @@ function newPinSet(
     accountedLocked: accounted.locked ?? 0,
     accountedUser: accounted.user ?? 0,
   };
-  k.s.pins.set(id, ps);
+  ownTable(k.s, 'pins').set(id, ps);
   return ps;
 }
 
@@ -126,7 +128,7 @@ export function unpinSet(k: Ctx, id: number): void {
   const ps = k.s.pins.get(id);
   if (!ps) return;
   releaseAll(k, ps.runs, ps.flags);
-  const owner = k.s.procs.get(ps.owner);
+  const owner = ownProc(k.s, ps.owner);
   if (owner) {
     owner.mm.pinnedVm -= ps.accountedPinned;
     owner.mm.lockedVm -= ps.accountedLocked;

@@ -6,6 +6,7 @@
 import { GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, VM_MAYSHARE, VM_MAYWRITE, VM_SHARED } from './constants.ts';
 import type { Machine } from './machine.ts';
 import type { Switches } from './profile.ts';
+import { ownProc } from './state.ts';
 import {
   type Folio,
   type FolioKind,
@@ -58,10 +59,11 @@ export function emitMm(k: Ctx, mm: Mm, what: string, addr?: number, detail?: str
 // ---------------------------------------------------------------------------------------------
 // processes and VMAs
 
+/** The live process `pid`, this state's own (ownProc: the operation may change it). */
 export function proc(k: Ctx, pid: number): Proc {
   const p = k.s.procs.get(pid);
   if (!p?.alive) bug(`no live process ${pid}`);
-  return p;
+  return ownProc(k.s, pid) as Proc;
 }
 
 export function findVma(mm: Mm, addr: number): Vma | undefined {

@@ -37,6 +37,7 @@ import {
 } from './kernel.ts';
 import { madviseDontneed, setVmaFlags } from './mm.ts';
 import { ownPmd } from './pagetable.ts';
+import { ownProc } from './state.ts';
 import { reclaimFolio } from './swap.ts';
 import type { Folio, Proc } from './types.ts';
 
@@ -83,7 +84,7 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
         if (folioMapcount(f) === 1 && f.refcount === 1) {
           splitHugePmd(k, mm, pv);
           const vpns = Array.from({ length: HPAGE_PMD_NR }, (_, i) => pv + i);
-          reclaimFolio(k, f, { pid: p.pid, mm, vpns });
+          reclaimFolio(k, f, { mm, vpns });
         }
         vpn += HPAGE_PMD_NR;
         continue;
@@ -96,7 +97,7 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
       // "Do not interfere with other mappings of this page": page_mapcount(page) must be 1
       if (f.kind === 'anon' && pageMapcount(f, pte.off) === 1) {
         if (f.nr > 1) f = splitFolio(k, f, pte.off);
-        if (f && f.nr === 1) reclaimFolio(k, f, { pid: p.pid, mm, vpns: [vpn] });
+        if (f && f.nr === 1) reclaimFolio(k, f, { mm, vpns: [vpn] });
       }
     }
     vpn++;
@@ -121,10 +122,17 @@ export function splitFolio(k: Ctx, f: Folio, off: number): Folio | null {
   }
   // every PTE of every mm that maps the folio now maps the small folio of its unit
   for (const q of k.s.procs.values()) {
-    const pt = q.mm.pte;
+    let pt = q.mm.pte;
+    let own = false;
     for (const vpn of pt.keys()) {
       const pte = pt.get(vpn);
-      if (pte.t === 'page' && pte.folio === f.id) pt.set(vpn, { ...pte, folio: made[pte.off], off: 0 });
+      if (pte.t !== 'page' || pte.folio !== f.id) continue;
+      if (!own) {
+        // a process shared with a clone is copied before its page table changes
+        pt = (ownProc(k.s, q.pid) as Proc).mm.pte;
+        own = true;
+      }
+      pt.set(vpn, { ...pte, folio: made[pte.off], off: 0 });
     }
   }
   k.s.folios.delete(f.id);

@@ -65,7 +65,7 @@ import {
 } from './pagetable.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
-import type { Folio, Mm, Proc, Vma } from './types.ts';
+import { EPOCH, type Folio, type Mm, type Proc, type Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
 
@@ -533,6 +533,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): number {
 export function fork(k: Ctx, parent: Proc): number {
   const pid = k.s.nextId++;
   const child: Proc = {
+    [EPOCH]: k.s[EPOCH], // this state's own from the start (ownProc)
     pid,
     parent: parent.pid,
     alive: true,

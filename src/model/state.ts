@@ -7,7 +7,7 @@ import { FolioTable } from './folio.ts';
 import type { Machine } from './machine.ts';
 import { EMPTY_HUGE, EMPTY_PMD, newPteTable } from './pagetable.ts';
 import { cloneOrShare, NO_ROWS } from './table.ts';
-import { type File, type Mm, newTable, type Proc, type State, type SwapSlot, type Vma } from './types.ts';
+import { EPOCH, type File, type Mm, newTable, type Proc, type State, type SwapSlot, type Vma } from './types.ts';
 
 /**
  * Where mmap(NULL) starts handing out addresses. The model's addresses are synthetic (the real
@@ -109,11 +109,24 @@ const cloneFile = (f: File): File => ({
 
 const cloneSwap = (x: SwapSlot): SwapSlot => ({ count: x.count, data: x.data });
 
-/** A copy that shares nothing mutable with the original (immutable records are shared). */
+/** Epochs handed out so far (state.ts only; never part of what a state means). */
+let epochs = 0;
+
+/**
+ * A copy of a state. Immutable records (pipes, pin sets, page runs, hugetlb pools) are shared for
+ * good; process records (Proc with its mm, VMAs and page tables) are shared until one side writes:
+ * both states get a new epoch, so the first ownProc() of a process on either side copies it. Every
+ * write to a process goes through ownProc (kernel.ts's proc() and the walks over all processes that
+ * change another process's page tables), so a change on one side never shows on the other.
+ * Everything else is copied now. The explorer clones every state it reaches; most steps change
+ * one process, and sharing the others took a third off a clone (BENCHMARKS.md, session 4).
+ */
 export function cloneState(s: State): State {
+  s[EPOCH] = ++epochs;
   return {
+    [EPOCH]: ++epochs,
     folios: s.folios.clone(),
-    procs: s.procs.clone(cloneProc),
+    procs: s.procs.clone(),
     files: cloneOrShare(s.files, cloneFile),
     // pipes and pin sets are immutable (a change replaces the record): shared
     pipes: cloneOrShare(s.pipes),
@@ -128,6 +141,20 @@ export function cloneState(s: State): State {
     nextId: s.nextId,
     nextSlot: s.nextSlot,
   };
+}
+
+/**
+ * The process `pid` of `s`, made this state's own first: a record still shared with a clone (see
+ * cloneState) is copied (cloneProc) and the copy put in its place. Undefined if there is none.
+ * Rules write to a process only through a record they got from here.
+ */
+export function ownProc(s: State, pid: number): Proc | undefined {
+  const p = s.procs.get(pid);
+  if (!p || p[EPOCH] === s[EPOCH]) return p;
+  const q = cloneProc(p);
+  q[EPOCH] = s[EPOCH];
+  s.procs.set(pid, q);
+  return q;
 }
 
 /**

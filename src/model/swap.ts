@@ -49,28 +49,27 @@ export function swapPut(k: Ctx, slotId: number): void {
 /**
  * Reclaim one anonymous folio to swap. Refused when the folio has references other than its
  * mappings (GUP references, pins: try_to_unmap cannot make a maybe-pinned page shared, and the
- * refcount would not freeze). Each mapping becomes a swap PTE carrying the exclusive marker.
+ * refcount would not freeze). Each mapping becomes a swap PTE carrying the exclusive marker. The
+ * caller says where the mappings are (MADV_PAGEOUT reclaims only folios its own mm maps alone), so
+ * the rmap walk is that mm's PTEs in `vpns`; a mapping elsewhere is a ModelBug below.
  */
-export function reclaimFolio(k: Ctx, f: Folio, where?: { pid: number; mm: Mm; vpns: number[] }): boolean {
+export function reclaimFolio(k: Ctx, f: Folio, where: { mm: Mm; vpns: number[] }): boolean {
   if (!k.m.swap || f.kind !== 'anon' || f.hugetlb || f.swapSlot >= 0) return false;
   if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
   const base = k.s.nextSlot;
   k.s.nextSlot += f.nr;
   const swap = ownTable(k.s, 'swap');
   for (let i = 0; i < f.nr; i++) swap.set(base + i, { count: 0, data: f.dataAt(i) });
-  // the rmap walk: every PTE mapping the folio (callers that know them say where they are)
-  const places = where ? [where] : [...k.s.procs.values()].filter((p) => p.alive).map((p) => ({ mm: p.mm, vpns: p.mm.pte.keys() }));
-  for (const { mm, vpns } of places) {
-    for (const vpn of vpns) {
-      const pte = mm.pte.get(vpn);
-      if (pte?.t !== 'page' || pte.folio !== f.id) continue;
-      const slot = base + pte.off;
-      mm.pte.set(vpn, { t: 'swap', slot, exclusive: f.exclusiveAt(pte.off), softDirty: pte.softDirty });
-      k.s.swap.get(slot).count++;
-      f.setMapcount(pte.off, f.mapcountAt(pte.off) - 1);
-      f.refcount--;
-      emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
-    }
+  const { mm, vpns } = where;
+  for (const vpn of vpns) {
+    const pte = mm.pte.get(vpn);
+    if (pte?.t !== 'page' || pte.folio !== f.id) continue;
+    const slot = base + pte.off;
+    mm.pte.set(vpn, { t: 'swap', slot, exclusive: f.exclusiveAt(pte.off), softDirty: pte.softDirty });
+    k.s.swap.get(slot).count++;
+    f.setMapcount(pte.off, f.mapcountAt(pte.off) - 1);
+    f.refcount--;
+    emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
   }
   if (f.refcount !== 0 || f.entireMapcount) bug(`folio ${f.id} still referenced after reclaim`);
   for (let i = 0; i < f.nr; i++) if (k.s.swap.get(base + i).count === 0) k.s.swap.delete(base + i);

@@ -106,7 +106,15 @@ export interface Mm {
   mmapBase: number;
 }
 
+/**
+ * Which state owns a process record (state.ts, ownProc): clones share process records until one of
+ * them writes. A symbol, so JSON (canonicalJson, golden files) never shows it.
+ */
+export const EPOCH: unique symbol = Symbol('epoch');
+
 export interface Proc {
+  /** the epoch of the state that may write this record (state.ts, ownProc) */
+  [EPOCH]?: number;
   pid: number;
   parent: number;
   alive: boolean;
@@ -184,6 +192,8 @@ export interface HugetlbPool {
 }
 
 export interface State {
+  /** this state's epoch: a process record stamped with it is this state's own (ownProc) */
+  [EPOCH]?: number;
   folios: FolioTable;
   procs: Table<Proc>;
   files: Table<File>;

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { encodeState } from '../../src/model/canon.ts';
-import { EINVAL, ENOMEM, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, TASK_SIZE } from '../../src/model/constants.ts';
+import { EINVAL, ENOMEM, MADV_DONTNEED, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, PROT_READ, TASK_SIZE } from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
-import { canonicalJson, cloneState, createState, hashState } from '../../src/model/state.ts';
+import { Sim } from '../../src/model/sim.ts';
+import { canonicalJson, cloneState, createState, hashState, ownProc } from '../../src/model/state.ts';
 import { ownTable } from '../../src/model/table.ts';
-import { anon, mkSim, thpArea } from './helpers.ts';
+import type { Proc, State } from '../../src/model/types.ts';
+import { anon, clearEvents, mkSim, profile, thpArea } from './helpers.ts';
 
 function build(token = 1) {
   const sim = mkSim('v6.2');
@@ -32,7 +35,7 @@ test('cloneState gives an equal state with an equal hash', () => {
   assert.equal(canonicalJson(c), canonicalJson(sim.state));
 });
 
-test('cloneState is a deep copy: mutating the clone leaves the original and its hash alone', () => {
+test('cloneState: mutating the clone (processes through ownProc) leaves the original and its hash alone', () => {
   const { sim, a, t } = build();
   const h = hashState(sim.state);
   const json = canonicalJson(sim.state);
@@ -48,17 +51,17 @@ test('cloneState is a deep copy: mutating the clone leaves the original and its 
       f.setExclusive(0, !f.exclusiveAt(0));
     },
     (s) => {
-      const pt = s.procs.get(1).mm.pte;
+      const pt = own(s, 1).mm.pte;
       const p = pt.get(a / PAGE_SIZE + 1);
       if (p.t === 'page') pt.set(a / PAGE_SIZE + 1, { ...p, write: !p.write });
     },
     (s) => {
-      const pt = s.procs.get(1).mm.pmd;
+      const pt = own(s, 1).mm.pmd;
       const l = pt.get(t / PAGE_SIZE);
       pt.set(t / PAGE_SIZE, { ...l, dirty: !l.dirty });
     },
     (s) => {
-      s.procs.get(1).mm.vmas[0].flags ^= 1;
+      own(s, 1).mm.vmas[0].flags ^= 1;
     },
     (s) => {
       [...s.files.values()][0].disk[0][0] = 77;
@@ -85,6 +88,165 @@ test('cloneState is a deep copy: mutating the clone leaves the original and its 
     assert.equal(hashState(sim.state), h, `mutation ${i} leaked into the original`);
     assert.equal(canonicalJson(sim.state), json, `mutation ${i} leaked into the original`);
   }
+});
+
+const own = (s: State, pid: number) => ownProc(s, pid) as Proc;
+
+test('cloneState shares process records until one side takes its own (ownProc), on either side', () => {
+  const { sim } = build();
+  const c = cloneState(sim.state);
+  const shared = sim.state.procs.get(1);
+  assert.equal(c.procs.get(1), shared, 'shared after the clone');
+  const mine = own(c, 1);
+  assert.notEqual(mine, shared, 'the clone copies on its first ownProc');
+  assert.equal(own(c, 1), mine, 'and only once');
+  assert.equal(sim.state.procs.get(1), shared, 'the original keeps its record');
+  // the original must copy too before it writes: the clone may still share its other processes
+  assert.notEqual(own(sim.state, 1), shared);
+  assert.equal(c.procs.get(2), sim.state.procs.get(2), 'untouched processes stay shared');
+  assert.equal(canonicalJson(c), canonicalJson(sim.state));
+});
+
+test("a clone writes to a process it did not touch yet only through its own copy: unpin of another process's set, the split of a folio another process maps", () => {
+  // unpin: Sim.unpin works on the set; the owner's VmPin changes in the clone only
+  {
+    const sim = mkSim('v6.2');
+    const a = anon(sim, 4 * PAGE_SIZE);
+    assert.ok(sim.ioUringRegister(1, a, PAGE_SIZE) >= 0);
+    const before = encodeState(sim.state);
+    const other = mkSim('v6.2');
+    other.k.s = cloneState(sim.state);
+    other.unpin(other.state.pins.keys()[0]);
+    assert.equal(other.state.procs.get(1).mm.pinnedVm, 0);
+    assert.equal(sim.state.procs.get(1).mm.pinnedVm, 1);
+    assert.deepEqual(encodeState(sim.state), before);
+  }
+  // split_huge_page from the parent's MADV_PAGEOUT rewrites the child's PTEs of the same folio
+  {
+    const sim = mkSim('v6.2');
+    const t = thpArea(sim);
+    sim.memset(1, t, 1, PMD_SIZE);
+    const child = sim.fork(1);
+    sim.madvise(1, t + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED); // the parent's PMD split, unit 1 dropped
+    sim.madvise(child, t, PAGE_SIZE, MADV_DONTNEED); // the child's too, unit 0 dropped: unit 0 is the parent's alone
+    const large = sim.pagemap(1, t).folio;
+    const before = encodeState(sim.state);
+    const other = mkSim('v6.2');
+    other.k.s = cloneState(sim.state);
+    clearEvents(other);
+    other.madvise(1, t, PAGE_SIZE, MADV_PAGEOUT);
+    assert.notEqual(other.pagemap(child, t + 2 * PAGE_SIZE).folio, large, "the clone's child maps the split-off small folios");
+    assert.equal(sim.pagemap(child, t + 2 * PAGE_SIZE).folio, large, "the original's child still maps the large folio");
+    assert.deepEqual(encodeState(sim.state), before);
+  }
+});
+
+/** A small random workload for the sharing property below: operations on the live processes. */
+type Op =
+  | { t: 'store'; who: number; page: number; token: number }
+  | { t: 'read'; who: number; page: number }
+  | { t: 'fork'; who: number }
+  | { t: 'exit'; who: number }
+  | { t: 'pageout'; who: number; page: number }
+  | { t: 'dontneed'; who: number; page: number }
+  | { t: 'ro'; who: number; page: number }
+  | { t: 'splice'; who: number; page: number }
+  | { t: 'thpstore'; who: number; token: number }
+  | { t: 'thpsplit'; who: number; page: number }
+  | { t: 'thpout'; who: number }
+  | { t: 'pin'; who: number; page: number }
+  | { t: 'unpin'; who: number };
+const PAGES = 4;
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ t: fc.constant('store' as const), who: fc.nat(3), page: fc.nat(PAGES - 1), token: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ t: fc.constant('read' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('fork' as const), who: fc.nat(3) }),
+  fc.record({ t: fc.constant('exit' as const), who: fc.nat(3) }),
+  fc.record({ t: fc.constant('pageout' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('dontneed' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('ro' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('splice' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('thpstore' as const), who: fc.nat(3), token: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ t: fc.constant('thpsplit' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('thpout' as const), who: fc.nat(3) }),
+  fc.record({ t: fc.constant('pin' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('unpin' as const), who: fc.nat(3) }),
+);
+
+/** Runs ops on sim (a small area at a, a THP area at t, in pid 1 and every child). */
+function apply(sim: ReturnType<typeof mkSim>, a: number, t: number, pipe: number, ops: readonly Op[]): void {
+  for (const o of ops) {
+    const live = [...sim.state.procs.values()].filter((p) => p.alive).map((p) => p.pid);
+    const pid = live[o.who % live.length];
+    const at = 'page' in o ? a + o.page * PAGE_SIZE : a;
+    if (o.t === 'store') sim.memset(pid, at, o.token, PAGE_SIZE);
+    else if (o.t === 'read') sim.read(pid, at, PAGE_SIZE);
+    else if (o.t === 'fork') {
+      if (live.length < 4) sim.fork(pid);
+    } else if (o.t === 'exit') {
+      if (pid !== 1) {
+        sim.exit(pid, 0);
+        sim.wait(pid);
+      }
+    } else if (o.t === 'pageout') sim.madvise(pid, at, PAGE_SIZE, MADV_PAGEOUT);
+    else if (o.t === 'dontneed') sim.madvise(pid, at, PAGE_SIZE, MADV_DONTNEED);
+    else if (o.t === 'ro') sim.mprotect(pid, at, PAGE_SIZE, PROT_READ);
+    else if (o.t === 'splice') sim.vmsplice(pid, pipe, at, PAGE_SIZE);
+    else if (o.t === 'thpstore') sim.memset(pid, t, o.token, PAGE_SIZE);
+    else if (o.t === 'thpsplit') sim.madvise(pid, t + (o.page + 1) * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+    else if (o.t === 'thpout') sim.madvise(pid, t, PMD_SIZE, MADV_PAGEOUT);
+    else if (o.t === 'pin') sim.ioUringRegister(pid, at, PAGE_SIZE);
+    else {
+      // unpin a set of any process (Sim.unpin works on the set, not through a process)
+      const sets = sim.state.pins.keys();
+      if (sets.length) sim.unpin(sets[o.who % sets.length]);
+    }
+  }
+}
+
+test("a clone and its original go on independently: neither side's operations show on the other, and each ends where an unshared run ends", () => {
+  const p = profile('v6.2');
+  fc.assert(
+    fc.property(fc.array(opArb, { maxLength: 14 }), fc.array(opArb, { maxLength: 14 }), (before, after) => {
+      const start = () => {
+        const sim = new Sim(p, SEED_MACHINE, { check: true });
+        const a = anon(sim, PAGES * PAGE_SIZE);
+        const t = thpArea(sim);
+        const pipe = sim.pipe();
+        return { sim, a, t, pipe };
+      };
+      // the reference: the whole history in one state
+      const ref = start();
+      apply(ref.sim, ref.a, ref.t, ref.pipe, [...before, ...after]);
+      const want = encodeState(ref.sim.state);
+      // the same history, cloned in the middle; the clone goes on, then the original
+      const orig = start();
+      apply(orig.sim, orig.a, orig.t, orig.pipe, before);
+      const atClone = encodeState(orig.sim.state);
+      const other = new Sim(p, SEED_MACHINE, { check: true });
+      other.k.s = cloneState(orig.sim.state);
+      apply(other, orig.a, orig.t, orig.pipe, after);
+      assert.deepEqual(encodeState(orig.sim.state), atClone, 'the operations on the clone changed the original');
+      assert.deepEqual(encodeState(other.state), want, 'the clone did not end where the unshared run ended');
+      const cloneWords = encodeState(other.state);
+      apply(orig.sim, orig.a, orig.t, orig.pipe, after);
+      assert.deepEqual(encodeState(orig.sim.state), want, 'the original did not end where the unshared run ended');
+      assert.deepEqual(encodeState(other.state), cloneWords, 'the operations on the original changed the clone');
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('encodeState of a state longer than any encoded before: all its words, the first time too', () => {
+  // 16 MiB of small pages: ~12,000 PTEs, far more words than any other state of this test file
+  const sim = mkSim('v6.2');
+  const len = 16 << 20;
+  const a = anon(sim, len);
+  sim.memset(1, a, 1, len);
+  const first = encodeState(sim.state);
+  const again = encodeState(sim.state);
+  assert.ok(first.length > 4 * (len / PAGE_SIZE), `${first.length} words`);
+  assert.deepEqual(first, again);
 });
 
 test('different states hash differently; equal histories hash equal', () => {
