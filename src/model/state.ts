@@ -19,6 +19,9 @@ export const FIRST_MMAP = 0x100000000;
 
 export function createState(m: Machine): State {
   const s: State = {
+    // every state and process record carries its epoch from the start, first: one object shape
+    // (an epoch added later would give V8 two shapes to tell apart on every access)
+    [EPOCH]: 0,
     folios: new FolioTable(),
     procs: newTable(),
     files: NO_ROWS,
@@ -35,6 +38,7 @@ export function createState(m: Machine): State {
     nextSlot: 0,
   };
   s.procs.set(1, {
+    [EPOCH]: 0,
     pid: 1,
     parent: 0,
     alive: true,
@@ -88,7 +92,8 @@ function cloneMm(mm: Mm): Mm {
   };
 }
 
-const cloneProc = (p: Proc): Proc => ({
+const cloneProc = (p: Proc, epoch: number): Proc => ({
+  [EPOCH]: epoch,
   pid: p.pid,
   parent: p.parent,
   alive: p.alive,
@@ -151,8 +156,7 @@ export function cloneState(s: State): State {
 export function ownProc(s: State, pid: number): Proc | undefined {
   const p = s.procs.get(pid);
   if (!p || p[EPOCH] === s[EPOCH]) return p;
-  const q = cloneProc(p);
-  q[EPOCH] = s[EPOCH];
+  const q = cloneProc(p, s[EPOCH]);
   s.procs.set(pid, q);
   return q;
 }

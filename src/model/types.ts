@@ -114,7 +114,7 @@ export const EPOCH: unique symbol = Symbol('epoch');
 
 export interface Proc {
   /** the epoch of the state that may write this record (state.ts, ownProc) */
-  [EPOCH]?: number;
+  [EPOCH]: number;
   pid: number;
   parent: number;
   alive: boolean;
@@ -193,7 +193,7 @@ export interface HugetlbPool {
 
 export interface State {
   /** this state's epoch: a process record stamped with it is this state's own (ownProc) */
-  [EPOCH]?: number;
+  [EPOCH]: number;
   folios: FolioTable;
   procs: Table<Proc>;
   files: Table<File>;
