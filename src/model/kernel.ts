@@ -61,9 +61,9 @@ export function emitMm(k: Ctx, mm: Mm, what: string, addr?: number, detail?: str
 
 /** The live process `pid`, this state's own (ownProc: the operation may change it). */
 export function proc(k: Ctx, pid: number): Proc {
-  const p = k.s.procs.get(pid);
+  const p = ownProc(k.s, pid);
   if (!p?.alive) bug(`no live process ${pid}`);
-  return ownProc(k.s, pid) as Proc;
+  return p;
 }
 
 export function findVma(mm: Mm, addr: number): Vma | undefined {

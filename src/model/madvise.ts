@@ -122,17 +122,11 @@ export function splitFolio(k: Ctx, f: Folio, off: number): Folio | null {
   }
   // every PTE of every mm that maps the folio now maps the small folio of its unit
   for (const q of k.s.procs.values()) {
-    let pt = q.mm.pte;
-    let own = false;
-    for (const vpn of pt.keys()) {
-      const pte = pt.get(vpn);
+    for (const vpn of q.mm.pte.keys()) {
+      const pte = q.mm.pte.get(vpn);
       if (pte.t !== 'page' || pte.folio !== f.id) continue;
-      if (!own) {
-        // a process shared with a clone is copied before its page table changes
-        pt = (ownProc(k.s, q.pid) as Proc).mm.pte;
-        own = true;
-      }
-      pt.set(vpn, { ...pte, folio: made[pte.off], off: 0 });
+      // written through ownProc: a process shared with a clone is copied first (once)
+      (ownProc(k.s, q.pid) as Proc).mm.pte.set(vpn, { ...pte, folio: made[pte.off], off: 0 });
     }
   }
   k.s.folios.delete(f.id);

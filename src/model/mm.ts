@@ -321,13 +321,9 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
         if (write !== pte.write) mm.pte.set(vpn, { ...pte, write });
       }
     }
-    for (const key of mm.pmd.keys()) {
-      const pv = Number(key);
-      if (pv * PAGE_SIZE >= v.start && pv * PAGE_SIZE < v.end && !wantWrite) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: false });
-    }
-    for (const key of mm.huge.keys()) {
-      const hv = Number(key);
-      if (hv * PAGE_SIZE >= v.start && hv * PAGE_SIZE < v.end && !wantWrite) ownHuge(mm).set(hv, { ...mm.huge.get(hv), write: false });
+    if (!wantWrite) {
+      for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end))) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: false });
+      for (const hv of mm.huge.keysIn(vpnOf(v.start), vpnOf(v.end))) ownHuge(mm).set(hv, { ...mm.huge.get(hv), write: false });
     }
   }
   mergeVmas(mm);
@@ -433,9 +429,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): number {
     src.hasPinned &&
     folioMaybeDmaPinned(f);
   if (v.hugetlb) {
-    for (const key of src.huge.keys()) {
-      const hv = Number(key);
-      if (hv * PAGE_SIZE < v.start || hv * PAGE_SIZE >= v.end) continue;
+    for (const hv of src.huge.keysIn(vpnOf(v.start), vpnOf(v.end))) {
       const leaf = src.huge.get(hv);
       const f = folio(k, leaf.folio);
       if (copyForChild(f, 0, true)) {

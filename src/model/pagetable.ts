@@ -221,12 +221,8 @@ export abstract class LeafTable<T> {
     this.t.updateAll((w) => w - (entryBits(w) & mask));
   }
 
-  /** Removes the entries with keys in [lo, hi) and returns them decoded, ascending. */
-  removeIn(lo: number, hi: number): Array<Readonly<T>> {
-    return this.decodeAll(this.t.removeIn(lo, hi));
-  }
-
-  /** removeIn, returning the raw values (a zap needs each entry's folio or slot, nothing more). */
+  /** Removes the entries with keys in [lo, hi) and returns their raw values, ascending (a zap
+   *  needs each entry's folio or slot, nothing more: entryBits/entryRef). */
   removeWordsIn(lo: number, hi: number): number[] {
     return this.t.removeIn(lo, hi);
   }

@@ -124,7 +124,7 @@ let epochs = 0;
  * write to a process goes through ownProc (kernel.ts's proc() and the walks over all processes that
  * change another process's page tables), so a change on one side never shows on the other.
  * Everything else is copied now. The explorer clones every state it reaches; most steps change
- * one process, and sharing the others took a third off a clone (BENCHMARKS.md, session 4).
+ * one process, and sharing the others more than halved a clone (BENCHMARKS.md, session 4).
  */
 export function cloneState(s: State): State {
   s[EPOCH] = ++epochs;

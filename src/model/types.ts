@@ -161,8 +161,8 @@ export interface Pipe {
 
 export type PinUser = 'gup_test' | 'io_uring' | 'vfio' | 'odirect';
 
-/** A set of pages held by a pin user (FOLL_PIN), with what it accounted. */
-/** A set of pins. Immutable (made whole, dropped whole), so clones share it. */
+/** A set of pages held by a pin user (FOLL_PIN), with what it accounted. Immutable (made whole,
+ *  dropped whole), so clones share it. */
 export interface PinSet {
   readonly id: number;
   readonly user: PinUser;

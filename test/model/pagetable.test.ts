@@ -206,7 +206,13 @@ function expectSame<T>(t: LeafTable<T>, m: Map<number, T>, lit: (v: T) => T): vo
   assert.equal(JSON.stringify(t), JSON.stringify(Object.fromEntries(keys.map((k, i) => [k, vals[i]]))));
 }
 
-function behavesLikeMap<T>(name: string, make: () => LeafTable<T>, value: fc.Arbitrary<T>, lit: (v: T) => T): void {
+function behavesLikeMap<T>(
+  name: string,
+  make: () => LeafTable<T>,
+  value: fc.Arbitrary<T>,
+  lit: (v: T) => T,
+  decode: (w: number) => T,
+): void {
   test(`LeafTable (${name}) behaves as a Map of decoded values through sets, deletes, range removals, clears and clones`, () => {
     fc.assert(
       fc.property(opsOf(value), (ops) => {
@@ -221,7 +227,7 @@ function behavesLikeMap<T>(name: string, make: () => LeafTable<T>, value: fc.Arb
           else if (o.op === 'removeIn') {
             const gone = [...m.keys()].filter((k) => k >= o.lo && k < o.hi).sort((a, b) => a - b);
             assert.deepEqual(
-              t.removeIn(o.lo, o.hi),
+              t.removeWordsIn(o.lo, o.hi).map(decode),
               gone.map((k) => lit(m.get(k) as T)),
             );
             for (const k of gone) m.delete(k);
@@ -243,9 +249,9 @@ function behavesLikeMap<T>(name: string, make: () => LeafTable<T>, value: fc.Arb
   });
 }
 
-behavesLikeMap('PTEs', newPteTable, pteArb, literal);
-behavesLikeMap('PMD leaves', newPmdTable, pmdArb, pmdLiteral);
-behavesLikeMap('hugetlb entries', newHugeTable, hugeArb, hugeLiteral);
+behavesLikeMap('PTEs', newPteTable, pteArb, literal, pteOf);
+behavesLikeMap('PMD leaves', newPmdTable, pmdArb, pmdLiteral, pmdOf);
+behavesLikeMap('hugetlb entries', newHugeTable, hugeArb, hugeLiteral, hugeOf);
 
 test('LeafTable: get hands out a copy, so changing it (against its type) changes nothing; set writes', () => {
   const t = newPteTable();
