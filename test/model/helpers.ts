@@ -1,6 +1,9 @@
 /** Shared helpers for the model unit tests (not a test file itself). */
+import fc from 'fast-check';
 import {
+  MADV_DONTNEED,
   MADV_HUGEPAGE,
+  MADV_PAGEOUT,
   MAP_ANONYMOUS,
   MAP_HUGETLB,
   MAP_PRIVATE,
@@ -83,4 +86,68 @@ export function pinSets(sim: Sim, user?: string): PinSet[] {
 
 export function folioCount(sim: Sim): number {
   return sim.state.folios.size;
+}
+
+/** A small random workload for property tests (state.test.ts, canon.test.ts): operations on the
+ *  live processes of a small area, a THP area and a pipe. */
+export type Op =
+  | { t: 'store'; who: number; page: number; token: number }
+  | { t: 'read'; who: number; page: number }
+  | { t: 'fork'; who: number }
+  | { t: 'exit'; who: number }
+  | { t: 'pageout'; who: number; page: number }
+  | { t: 'dontneed'; who: number; page: number }
+  | { t: 'ro'; who: number; page: number }
+  | { t: 'splice'; who: number; page: number }
+  | { t: 'thpstore'; who: number; token: number }
+  | { t: 'thpsplit'; who: number; page: number }
+  | { t: 'thpout'; who: number }
+  | { t: 'pin'; who: number; page: number }
+  | { t: 'unpin'; who: number };
+export const PAGES = 4;
+export const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ t: fc.constant('store' as const), who: fc.nat(3), page: fc.nat(PAGES - 1), token: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ t: fc.constant('read' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('fork' as const), who: fc.nat(3) }),
+  fc.record({ t: fc.constant('exit' as const), who: fc.nat(3) }),
+  fc.record({ t: fc.constant('pageout' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('dontneed' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('ro' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('splice' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('thpstore' as const), who: fc.nat(3), token: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ t: fc.constant('thpsplit' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('thpout' as const), who: fc.nat(3) }),
+  fc.record({ t: fc.constant('pin' as const), who: fc.nat(3), page: fc.nat(PAGES - 1) }),
+  fc.record({ t: fc.constant('unpin' as const), who: fc.nat(3) }),
+);
+
+/** Runs ops on sim (a small area at a, a THP area at t, in pid 1 and every child). */
+export function applyOps(sim: ReturnType<typeof mkSim>, a: number, t: number, pipe: number, ops: readonly Op[]): void {
+  for (const o of ops) {
+    const live = [...sim.state.procs.values()].filter((p) => p.alive).map((p) => p.pid);
+    const pid = live[o.who % live.length];
+    const at = 'page' in o ? a + o.page * PAGE_SIZE : a;
+    if (o.t === 'store') sim.memset(pid, at, o.token, PAGE_SIZE);
+    else if (o.t === 'read') sim.read(pid, at, PAGE_SIZE);
+    else if (o.t === 'fork') {
+      if (live.length < 4) sim.fork(pid);
+    } else if (o.t === 'exit') {
+      if (pid !== 1) {
+        sim.exit(pid, 0);
+        sim.wait(pid);
+      }
+    } else if (o.t === 'pageout') sim.madvise(pid, at, PAGE_SIZE, MADV_PAGEOUT);
+    else if (o.t === 'dontneed') sim.madvise(pid, at, PAGE_SIZE, MADV_DONTNEED);
+    else if (o.t === 'ro') sim.mprotect(pid, at, PAGE_SIZE, PROT_READ);
+    else if (o.t === 'splice') sim.vmsplice(pid, pipe, at, PAGE_SIZE);
+    else if (o.t === 'thpstore') sim.memset(pid, t, o.token, PAGE_SIZE);
+    else if (o.t === 'thpsplit') sim.madvise(pid, t + (o.page + 1) * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+    else if (o.t === 'thpout') sim.madvise(pid, t, PMD_SIZE, MADV_PAGEOUT);
+    else if (o.t === 'pin') sim.ioUringRegister(pid, at, PAGE_SIZE);
+    else {
+      // unpin a set of any process (Sim.unpin works on the set, not through a process)
+      const sets = sim.state.pins.keys();
+      if (sets.length) sim.unpin(sets[o.who % sets.length]);
+    }
+  }
 }
