@@ -139,7 +139,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
   mapEntire(k, f.id);
   const write = (vma.flags & VM_WRITE) !== 0;
   ownPmd(mm).set(pv, { t: 'thp', folio: f.id, write, dirty: true, softDirty: true });
-  emitMm(k, mm, 'new THP', pv * PAGE_SIZE, `folio ${f.id}`);
+  if (k.trace) emitMm(k, mm, 'new THP', pv * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
 
@@ -226,7 +226,7 @@ function thpCopy(k: Ctx, mm: Mm, vma: Vma, pv: number, from: string): 'done' {
   vma.anonVma = true;
   ownPmd(mm).set(pv, { t: 'thp', folio: f.id, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   if (old.t === 'thp') unmapEntire(k, old.folio);
-  emitMm(k, mm, 'COW: new THP', pv * PAGE_SIZE, `${from} -> folio ${f.id}`);
+  if (k.trace) emitMm(k, mm, 'COW: new THP', pv * PAGE_SIZE, `${from} -> folio ${f.id}`);
   return 'done';
 }
 
@@ -266,7 +266,7 @@ function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): 
     mapPte(k, f.id, i);
     mm.pte.set(first + i, { t: 'page', folio: f.id, off: i, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   }
-  emitMm(k, mm, nr > 1 ? `new mTHP (${nr * 4} kB)` : 'new anon page', first * PAGE_SIZE, `folio ${f.id}`);
+  if (k.trace) emitMm(k, mm, nr > 1 ? `new mTHP (${nr * 4} kB)` : 'new anon page', first * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
 
@@ -286,13 +286,13 @@ function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRes
     f.setExclusive(0, true);
     mapPte(k, f.id, 0);
     mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
-    emitMm(k, mm, 'COW of page-cache page (do_cow_fault)', vpn * PAGE_SIZE, `folio ${f.id}`);
+    if (k.trace) emitMm(k, mm, 'COW of page-cache page (do_cow_fault)', vpn * PAGE_SIZE, `folio ${f.id}`);
     return 'ok';
   }
   mapPte(k, cache.id, 0);
   const writable = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0 && (write || !needsWriteNotify(k, vma));
   mm.pte.set(vpn, { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: true });
-  emitMm(k, mm, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
+  if (k.trace) emitMm(k, mm, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
   return 'ok';
 }
 
@@ -384,7 +384,7 @@ function doWpPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, pte: Readonly<PagePte |
       }
       const write = pte.write || (vma.flags & VM_WRITE) !== 0;
       mm.pte.set(vpn, { t: 'page', folio: pte.folio, off: pte.off, write, dirty: true, softDirty: true });
-      emitMm(k, mm, 'reuse anon page', addr, `folio ${pte.folio}`);
+      if (k.trace) emitMm(k, mm, 'reuse anon page', addr, `folio ${pte.folio}`);
       return 'ok';
     }
   } else if (unshare && !k.sw['unshare-fault-noanon']) {
@@ -420,8 +420,10 @@ function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, old: Readonly<PagePte
     const of = k.s.folios.get(old.folio);
     if (of && of.swapSlot >= 0 && folioMapcount(of) === 0) freeSwapCache(k, of);
   }
-  const from = old.t === 'zero' ? 'shared zeropage' : `folio ${old.folio}`;
-  emitMm(k, mm, unshare ? 'unshare: copy' : 'COW: copy', vpn * PAGE_SIZE, `${from} -> folio ${f.id}`);
+  if (k.trace) {
+    const from = old.t === 'zero' ? 'shared zeropage' : `folio ${old.folio}`;
+    emitMm(k, mm, unshare ? 'unshare: copy' : 'COW: copy', vpn * PAGE_SIZE, `${from} -> folio ${f.id}`);
+  }
   return 'ok';
 }
 
@@ -460,7 +462,7 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     // a write to a shared mapping dirties the new entry at once; a private one goes to hugetlb_wp
     const dirty = (flags & FAULT_FLAG_WRITE) !== 0 && vmaIsShared(vma);
     ownHuge(mm).set(hv, { folio: id, write, dirty });
-    emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
+    if (k.trace) emitMm(k, mm, 'hugetlb: map page', hv * PAGE_SIZE, `folio ${id}`);
     if (flags & FAULT_FLAG_WRITE && !vmaIsShared(vma)) return hugetlbWp(k, mm, vma, hv, flags);
     return 'ok';
   }
@@ -487,7 +489,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   if (old.kind === 'anon' && pageMapcount(old, 0) === 1) {
     old.setExclusive(0, true);
     if (!unshare) ownHuge(mm).set(hv, { ...leaf, write: true, dirty: true });
-    emitMm(k, mm, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
+    if (k.trace) emitMm(k, mm, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
     return 'ok';
   }
   if (unshare && old.kind !== 'anon' && !k.sw['unshare-fault-noanon']) return 'ok';
@@ -501,7 +503,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   mapEntire(k, f.id);
   ownHuge(mm).set(hv, { folio: f.id, write: !unshare, dirty: !unshare });
   unmapEntire(k, old.id);
-  emitMm(k, mm, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
+  if (k.trace) emitMm(k, mm, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
   return 'ok';
 }
 

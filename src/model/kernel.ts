@@ -47,6 +47,11 @@ export function bug(msg: string): never {
   throw new ModelBug(msg);
 }
 
+/**
+ * Records an event when tracing (the scenario runner and `cowlab run` trace; the selftest and the
+ * explorer do not). Per-page rules call it as `if (k.trace) emit(...)` when the detail is built
+ * from numbers: the template string would be made, and thrown away, on every page otherwise.
+ */
 export function emit(k: Ctx, pid: number, what: string, addr?: number, detail?: string): void {
   if (k.trace) k.trace.push({ pid, what, addr, detail });
 }

@@ -169,7 +169,7 @@ function madviseCollapse(k: Ctx, p: Proc, addr: number, len: number): number {
     }
     mapEntire(k, n.id);
     ownPmd(mm).set(pv, { t: 'thp', folio: n.id, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
-    emit(k, p.pid, 'collapse into new THP', a, `folio ${n.id}`);
+    if (k.trace) emit(k, p.pid, 'collapse into new THP', a, `folio ${n.id}`);
   }
   return 0;
 }

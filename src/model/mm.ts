@@ -505,7 +505,7 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): number {
       mapPte(k, c.id, 0);
       const softDirty = (bits & BIT_SOFT_DIRTY) !== 0;
       dst.pte.set(vpn, { t: 'page', folio: c.id, off: 0, write: (v.flags & VM_WRITE) !== 0, dirty: true, softDirty });
-      emit(k, child.pid, 'fork: copy maybe-pinned page', vpn * PAGE_SIZE, `folio ${c.id}`);
+      if (k.trace) emit(k, child.pid, 'fork: copy maybe-pinned page', vpn * PAGE_SIZE, `folio ${c.id}`);
       continue;
     }
     if (f.kind === 'anon') f.setExclusive(off, false);

@@ -69,7 +69,7 @@ export function reclaimFolio(k: Ctx, f: Folio, where: { mm: Mm; vpns: number[] }
     k.s.swap.get(slot).count++;
     f.setMapcount(pte.off, f.mapcountAt(pte.off) - 1);
     f.refcount--;
-    emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
+    if (k.trace) emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
   }
   if (f.refcount !== 0 || f.entireMapcount) bug(`folio ${f.id} still referenced after reclaim`);
   for (let i = 0; i < f.nr; i++) if (k.s.swap.get(base + i).count === 0) k.s.swap.delete(base + i);
@@ -123,6 +123,6 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, pte: Readonly<Swap
   if (exclusive) f.setExclusive(0, true);
   const writable = exclusive && write && (vma.flags & VM_WRITE) !== 0;
   mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: writable, dirty: writable, softDirty: pte.softDirty || writable });
-  emitMm(k, mm, exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);
+  if (k.trace) emitMm(k, mm, exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }
