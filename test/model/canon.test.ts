@@ -11,12 +11,11 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { encodeState } from '../../src/model/canon.ts';
 import { MADV_PAGEOUT, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
-import { SEED_MACHINE } from '../../src/model/machine.ts';
-import { Sim } from '../../src/model/sim.ts';
+import type { Sim } from '../../src/model/sim.ts';
 import { cloneState, hashState, ownProc } from '../../src/model/state.ts';
 import { ownTable } from '../../src/model/table.ts';
 import { type Folio, HUGE_ZERO_FOLIO, type State, ZERO_FOLIO } from '../../src/model/types.ts';
-import { anon, applyOps, HUGE_2M, hugetlbAnon, mkSim, opArb, PAGES, profile, RW, thpArea } from './helpers.ts';
+import { anon, applyOps, HUGE_2M, historyStart, hugetlbAnon, mkSim, opArb, profile, RW, thpArea } from './helpers.ts';
 
 type Ref = number | 'none' | 'zero' | 'hugezero' | 'freed';
 type View = Record<string, unknown>;
@@ -39,17 +38,24 @@ function viewOf(s: State): View {
   const pids = s.procs.keys();
   const procName = (pid: number): number => pids.indexOf(pid);
 
+  /** The name of `id` in `seen`; at its first reference a new name, and its body (walked at once,
+   *  so the references inside it are named before anything after it, as canon.ts does). */
+  const named = (seen: Map<number, number>, bodies: unknown[], id: number, body: () => unknown): number => {
+    const known = seen.get(id);
+    if (known !== undefined) return known;
+    const n = bodies.length;
+    seen.set(id, n);
+    bodies.push(null);
+    bodies[n] = body();
+    return n;
+  };
   const folioRef = (id: number): Ref => {
     if (id === ZERO_FOLIO) return 'zero';
     if (id === HUGE_ZERO_FOLIO) return 'hugezero';
-    const known = folioName.get(id);
-    if (known !== undefined) return known;
-    const n = names.folios.length;
-    folioName.set(id, n);
-    names.folios.push(null);
-    const f = s.folios.get(id);
-    names.folios[n] = f ? folioView(f) : 'freed';
-    return n;
+    return named(folioName, names.folios, id, () => {
+      const f = s.folios.get(id);
+      return f ? folioView(f) : 'freed';
+    });
   };
   const folioView = (f: Folio): View => ({
     kind: f.kind,
@@ -64,35 +70,27 @@ function viewOf(s: State): View {
     slot: slotRef(f.swapSlot),
     file: fileRef(f.file),
   });
-  const slotRef = (slot: number): Ref => {
-    if (slot < 0) return 'none';
-    const known = slotName.get(slot);
-    if (known !== undefined) return known;
-    const n = names.slots.length;
-    slotName.set(slot, n);
-    const sw = s.swap.get(slot);
-    names.slots.push(sw ? { count: sw.count, data: sw.data } : 'freed');
-    return n;
-  };
-  const fileRef = (id: number): Ref => {
-    if (id < 0) return 'none';
-    const known = fileName.get(id);
-    if (known !== undefined) return known;
-    const n = names.files.length;
-    fileName.set(id, n);
-    names.files.push(null);
-    const f = s.files.get(id);
-    names.files[n] = f
-      ? {
-          kind: f.kind,
-          hugetlb: f.hugetlb,
-          size: f.size,
-          cache: f.cache.entries().map(([index, folio]) => ({ index, folio: folioRef(folio) })),
-          disk: f.disk.map(([token, pages]) => ({ token, pages })),
-        }
-      : 'freed';
-    return n;
-  };
+  const slotRef = (slot: number): Ref =>
+    slot < 0
+      ? 'none'
+      : named(slotName, names.slots, slot, () => {
+          const sw = s.swap.get(slot);
+          return sw ? { count: sw.count, data: sw.data } : 'freed';
+        });
+  const fileRef = (id: number): Ref =>
+    id < 0
+      ? 'none'
+      : named(fileName, names.files, id, () => {
+          const f = s.files.get(id);
+          if (!f) return 'freed';
+          return {
+            kind: f.kind,
+            hugetlb: f.hugetlb,
+            size: f.size,
+            cache: f.cache.entries().map(([index, folio]) => ({ index, folio: folioRef(folio) })),
+            disk: f.disk.map(([token, pages]) => ({ token, pages })),
+          };
+        });
   const run = (r: { folio: number; first: number; n: number }) => ({ first: r.first, n: r.n, folio: folioRef(r.folio) });
 
   const procs = s.procs.values().map((p) => ({
@@ -255,38 +253,31 @@ function decode(w: Int32Array): View {
     names.folios[n] = body;
     return n;
   };
-  const slotRef = (): Ref => {
+  /** A slot or file reference: none, a name, or a first reference (-3, then the body) to a freed
+   *  (-4) or live object. */
+  const ref = (known: unknown[], body: () => unknown): Ref => {
     const x = next();
     if (x === -1) return 'none';
-    if (x >= 0) return name(x, names.slots);
-    const n = names.slots.length;
-    names.slots.push(null);
-    if (x === -4) names.slots[n] = 'freed';
+    if (x >= 0) return name(x, known);
+    const n = known.length;
+    known.push(null);
+    if (x === -4) known[n] = 'freed';
     else {
-      assert.equal(x, -3, 'slot marker');
-      names.slots[n] = { count: next(), data: next() };
+      assert.equal(x, -3, 'first-reference marker');
+      known[n] = body();
     }
     return n;
   };
-  const fileRef = (): Ref => {
-    const x = next();
-    if (x === -1) return 'none';
-    if (x >= 0) return name(x, names.files);
-    const n = names.files.length;
-    names.files.push(null);
-    if (x === -4) {
-      names.files[n] = 'freed';
-      return n;
-    }
-    assert.equal(x, -3, 'file marker');
-    const kind = KINDS[next()];
-    const hugetlb = pages();
-    const size = wide();
-    const cache = list(() => ({ index: next(), folio: folioRef() }));
-    const disk = list(() => ({ token: next(), pages: next() }));
-    names.files[n] = { kind, hugetlb, size, cache, disk };
-    return n;
-  };
+  const slotRef = (): Ref => ref(names.slots, () => ({ count: next(), data: next() }));
+  const fileRef = (): Ref =>
+    ref(names.files, () => {
+      const kind = KINDS[next()];
+      const hugetlb = pages();
+      const size = wide();
+      const cache = list(() => ({ index: next(), folio: folioRef() }));
+      const disk = list(() => ({ token: next(), pages: next() }));
+      return { kind, hugetlb, size, cache, disk };
+    });
   const run = () => ({ first: next(), n: next(), folio: folioRef() });
   const pteBits = (vpn: number, b: number): View => {
     const kind = b & 3;
@@ -480,10 +471,7 @@ test('the canonical words decode back to the state, renamed: random histories', 
   const p = profile('v6.2');
   fc.assert(
     fc.property(fc.array(opArb, { maxLength: 24 }), (ops) => {
-      const sim = new Sim(p, SEED_MACHINE, { check: true });
-      const a = anon(sim, PAGES * PAGE_SIZE);
-      const t = thpArea(sim);
-      const pipe = sim.pipe();
+      const { sim, a, t, pipe } = historyStart(p, true);
       applyOps(sim, a, t, pipe, ops);
       roundTrip(sim.state, JSON.stringify(ops));
     }),
@@ -522,10 +510,7 @@ test('fingerprints: equal words hash equal, and no two different forms among tho
   let states = 0;
   fc.assert(
     fc.property(fc.array(opArb, { maxLength: 16 }), (ops) => {
-      const sim = new Sim(p, SEED_MACHINE, { check: false });
-      const a = anon(sim, PAGES * PAGE_SIZE);
-      const t = thpArea(sim);
-      const pipe = sim.pipe();
+      const { sim, a, t, pipe } = historyStart(p, false);
       for (const op of ops) {
         applyOps(sim, a, t, pipe, [op]);
         const words = encodeState(sim.state).join(',');

@@ -121,6 +121,15 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ t: fc.constant('unpin' as const), who: fc.nat(3) }),
 );
 
+/** Where a history of Ops runs: a fresh model with a small area, a THP area and a pipe in pid 1. */
+export function historyStart(p: Profile, check: boolean): { sim: Sim; a: number; t: number; pipe: number } {
+  const sim = new Sim(p, SEED_MACHINE, { check });
+  const a = anon(sim, PAGES * PAGE_SIZE);
+  const t = thpArea(sim);
+  const pipe = sim.pipe();
+  return { sim, a, t, pipe };
+}
+
 /** Runs ops on sim (a small area at a, a THP area at t, in pid 1 and every child). */
 export function applyOps(sim: ReturnType<typeof mkSim>, a: number, t: number, pipe: number, ops: readonly Op[]): void {
   for (const o of ops) {

@@ -9,7 +9,7 @@ import { Sim } from '../../src/model/sim.ts';
 import { canonicalJson, cloneState, createState, hashState, ownProc } from '../../src/model/state.ts';
 import { ownTable } from '../../src/model/table.ts';
 import type { Proc, State } from '../../src/model/types.ts';
-import { anon, applyOps, clearEvents, mkSim, opArb, PAGES, profile, thpArea } from './helpers.ts';
+import { anon, applyOps, clearEvents, historyStart, mkSim, opArb, profile, thpArea } from './helpers.ts';
 
 function build(token = 1) {
   const sim = mkSim('v6.2');
@@ -145,13 +145,7 @@ test("a clone and its original go on independently: neither side's operations sh
   const p = profile('v6.2');
   fc.assert(
     fc.property(fc.array(opArb, { maxLength: 14 }), fc.array(opArb, { maxLength: 14 }), (before, after) => {
-      const start = () => {
-        const sim = new Sim(p, SEED_MACHINE, { check: true });
-        const a = anon(sim, PAGES * PAGE_SIZE);
-        const t = thpArea(sim);
-        const pipe = sim.pipe();
-        return { sim, a, t, pipe };
-      };
+      const start = () => historyStart(p, true);
       // the reference: the whole history in one state
       const ref = start();
       applyOps(ref.sim, ref.a, ref.t, ref.pipe, [...before, ...after]);
