@@ -137,7 +137,7 @@ export const SWITCHES = {
     where: 'check_vma_flags, hugetlb_wp',
     commits: ['f347454d0341 mm/hugetlb: disallow FOLL_FORCE|FOLL_WRITE on hugetlb'],
     since: 'v6.2',
-    until: "v6.14 ('mm/hugetlb: support FOLL_FORCE|FOLL_WRITE'; mainline id not verified)",
+    until: 'v6.14 (052ccfbcc6cd mm/hugetlb: support FOLL_FORCE|FOLL_WRITE)',
   },
   'zeropage-pin-noref': {
     summary: 'pinning the shared zeropage leaves its refcount alone (unpin ignores it); before, each pin added GUP_PIN_COUNTING_BIAS',
@@ -148,11 +148,12 @@ export const SWITCHES = {
   'odirect-foll-pin': {
     summary:
       'O_DIRECT pins the user pages with FOLL_PIN (iov_iter_extract_pages) instead of taking FOLL_GET references: a write to a file from a shared anonymous page unshares it first, and the mm is marked MMF_HAS_PINNED',
-    where: 'bio_iov_iter_get_pages (block/bio.c), iomap direct I/O',
+    where: 'bio_iov_iter_get_pages (block/bio.c: iomap and block-device direct I/O), dio_refill_pages (fs/direct-io.c)',
     commits: [
-      "'block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages' (David Howells' series 'iov_iter: Improve page extraction (pin or just list)'; mainline id not verified)",
+      'a7e689dd1c06 block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages',
+      '1ccf164ec866 block: Use iov_iter_extract_pages() and page pinning in direct-io.c',
     ],
-    since: 'v6.3',
+    since: 'v6.5',
   },
   'longterm-write-file-refused': {
     summary:

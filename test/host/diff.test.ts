@@ -39,7 +39,7 @@ const DIR = fileURLToPath(new URL('../../differential', import.meta.url));
  * with the evidence. Excluded from the pass set only here, visibly; the test fails once one agrees.
  */
 // none at the moment: odirect-write-shared.cow, the first one this suite found, is fixed by the
-// odirect-foll-pin switch (O_DIRECT pins with FOLL_PIN from 6.3)
+// odirect-foll-pin switch (O_DIRECT pins with FOLL_PIN from 6.5)
 export const KNOWN_DISAGREEMENTS: Record<string, string> = {};
 
 // ---------------------------------------------------------------- unit: identity bijection

@@ -359,7 +359,7 @@ test('mthp (19eaf44954df, 6.8): with a size enabled, a write fault allocates the
   assert.equal(pmd(sim, 1, u)?.t, 'thp');
 });
 
-test('odirect-foll-pin (6.3): an O_DIRECT write from a page shared after fork unshares it first (R/O FOLL_PIN)', () => {
+test('odirect-foll-pin (6.5): an O_DIRECT write from a page shared after fork unshares it first (R/O FOLL_PIN)', () => {
   for (const [kernel, unshared] of [
     ['v6.2', false],
     ['v6.5', true],
