@@ -567,15 +567,40 @@ export function exitMm(k: Ctx, p: Proc): void {
 }
 
 /**
- * clear_refs "4" (CLEAR_REFS_SOFT_DIRTY): clears VM_SOFTDIRTY and write-protects every PTE and PMD,
- * clearing its soft-dirty bit, so the next write faults. Without CONFIG_MEM_SOFT_DIRTY it does
- * nothing.
+ * clear_refs "4" (CLEAR_REFS_SOFT_DIRTY, clear_soft_dirty and clear_soft_dirty_pmd): clears
+ * VM_SOFTDIRTY and write-protects every PTE and PMD leaf, clearing its soft-dirty bit, so the next
+ * write faults; swap PTEs lose their soft-dirty bit. hugetlb entries are not walked. With
+ * softdirty-keep-pinned (5.11+), a PTE for which pte_is_pinned() holds is left alone, write bit and
+ * soft-dirty bit both: the write fault would otherwise COW the page away from its pin. PMD leaves
+ * have no such check. Without CONFIG_MEM_SOFT_DIRTY it does nothing.
  */
 export function clearSoftDirty(k: Ctx, p: Proc): void {
   if (!k.m.softDirty) return;
   const mm = p.mm;
   for (const v of mm.vmas) v.flags &= ~VM_SOFTDIRTY;
-  // write-protect and clean every entry (only page PTEs and PMD leaves ever carry the write bit)
+  const keep = k.sw['softdirty-keep-pinned'] && mm.hasPinned ? pinnedPtes(k, mm) : [];
+  // write-protect and clean every entry (only page PTEs and PMD leaves ever carry the write bit),
+  // then put back the ones pte_is_pinned() keeps
   mm.pte.clearBits(BIT_WRITE | BIT_SOFT_DIRTY);
+  for (let i = 0; i < keep.length; i += 2) mm.pte.setWord(keep[i], keep[i + 1]);
   mm.pmd.clearBits(BIT_WRITE | BIT_SOFT_DIRTY);
+}
+
+/**
+ * pte_is_pinned() over an mm that has pinned (MMF_HAS_PINNED, checked by the caller): the writable
+ * PTEs in COW mappings whose folio may be DMA-pinned (folio_maybe_dma_pinned; never the zeropage,
+ * which vm_normal_folio does not return), as key, raw value pairs.
+ */
+function pinnedPtes(k: Ctx, mm: Mm): number[] {
+  const out: number[] = [];
+  for (const v of mm.vmas) {
+    if (!isCowMapping(v.flags)) continue;
+    for (const vpn of mm.pte.keysIn(vpnOf(v.start), vpnOf(v.end))) {
+      const w = mm.pte.word(vpn) as number;
+      const bits = entryBits(w);
+      if ((bits & KIND_MASK) !== PTE_PAGE || !(bits & BIT_WRITE)) continue;
+      if (folioMaybeDmaPinned(folio(k, entryRef(w)))) out.push(vpn, w);
+    }
+  }
+  return out;
 }

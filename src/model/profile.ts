@@ -64,6 +64,13 @@ export const SWITCHES = {
     ],
     since: 'v5.9',
   },
+  'softdirty-keep-pinned': {
+    summary:
+      'clear_refs (soft-dirty) leaves a writable PTE alone when its page may be DMA-pinned in a COW mapping of an mm that has pinned (pte_is_pinned): not write-protected, soft-dirty bit kept, so no write fault COWs the page away from its pin; PMD leaves are still write-protected',
+    where: 'clear_soft_dirty (fs/proc/task_mmu.c), pte_is_pinned',
+    commits: ["9348b73c2e1b mm: don't play games with pinned pages in clear_page_refs"],
+    since: 'v5.11',
+  },
   'fork-copy-pinned-hugetlb': {
     summary: 'fork copies maybe-pinned anonymous hugetlb pages for the child too',
     where: 'copy_hugetlb_page_range',
@@ -222,7 +229,11 @@ const profile = (name: string, release: string, summary: string): Profile => ({ 
 export const PROFILES: readonly Profile[] = [
   profile('v5.7', 'v5.7', 'Linux 5.7 (and older): reuse by mapcount (reuse_swap_page), R/O GUP takes a plain reference: CVE-2020-29374'),
   profile('v5.8', 'v5.8', 'Linux 5.8: every GUP in a COW mapping breaks COW (17839856fd58); THP COW splits'),
-  profile('v5.9', 'v5.9', 'Linux 5.9-5.11: reuse only at refcount 1; fork copies maybe-pinned pages (not hugetlb yet)'),
+  profile(
+    'v5.9',
+    'v5.9',
+    'Linux 5.9-5.10: reuse only at refcount 1; fork copies maybe-pinned pages (not hugetlb yet); 5.11 is v5.9+softdirty-keep-pinned',
+  ),
   profile('v5.12', 'v5.12', 'Linux 5.12-5.17: fork copies maybe-pinned hugetlb pages too; swap-in and THP still reuse by mapcount'),
   profile('v5.18', 'v5.18', 'Linux 5.18: COW fixes part 1, swap-in and THP reuse by refcount'),
   profile('v5.19', 'v5.19', 'Linux 5.19: COW fixes part 2, PG_anon_exclusive and unsharing R/O pins of anonymous pages'),

@@ -6,6 +6,7 @@
  * found by the suite, printed by the test and required to still disagree).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -263,11 +264,15 @@ test('the differential suite: model latest agrees with this kernel on every scen
   }
   const files = scenarioFiles(DIR);
   assert.ok(files.length >= 40, `at least 40 scenarios (${files.length})`);
-  for (const ex of scenarioFiles(fileURLToPath(new URL('../../examples', import.meta.url))))
-    assert.ok(
-      files.some((f) => basename(f) === basename(ex)),
-      `the suite includes ${basename(ex)}`,
+  for (const ex of scenarioFiles(fileURLToPath(new URL('../../examples', import.meta.url)))) {
+    const copy = files.find((f) => basename(f) === basename(ex));
+    assert.ok(copy, `the suite includes ${basename(ex)}`);
+    assert.equal(
+      readFileSync(copy, 'utf8'),
+      readFileSync(ex, 'utf8'),
+      `differential/${basename(ex)} is a copy of examples/${basename(ex)}`,
     );
+  }
   const f0 = probeHost();
   const profile = profileOrThrow('latest');
   const results: DiffResult[] = [];

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAP_PRIVATE, PAGE_SIZE, PROT_READ } from '../../src/model/constants.ts';
-import { anon, clearEvents, has, mkSim, pagePte, RW } from './helpers.ts';
+import { GUP_PIN_COUNTING_BIAS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_READ } from '../../src/model/constants.ts';
+import { SEED_MACHINE } from '../../src/model/machine.ts';
+import { resolveKernel } from '../../src/model/profile.ts';
+import { Sim } from '../../src/model/sim.ts';
+import { anon, clearEvents, has, mkSim, pagePte, pmd, RW, thpArea } from './helpers.ts';
 
 function forked(kernel: 'v6.1' | 'v6.2' = 'v6.2') {
   const sim = mkSim(kernel);
@@ -163,6 +166,90 @@ test('softDirty=true: clear_refs write-protects a writable PTE', () => {
   sim.memset(1, a, 1, PAGE_SIZE);
   sim.clearSoftDirty(1);
   assert.equal(pagePte(sim, 1, a).write, false);
+});
+
+// pte_is_pinned() in clear_soft_dirty (9348b73c2e1b, 5.11): a pinned page keeps its writable PTE
+test('softdirty-keep-pinned (5.11+): clear_refs leaves a pinned page writable and soft-dirty; the next store takes no fault and the pin sees it', () => {
+  for (const kernel of ['v5.12', 'latest']) {
+    const sim = mkSim(kernel, { softDirty: true });
+    const a = anon(sim, 2 * PAGE_SIZE);
+    sim.memset(1, a, 1, 2 * PAGE_SIZE);
+    const buf = sim.ioUringRegister(1, a, PAGE_SIZE);
+    sim.clearSoftDirty(1);
+    const pinned = pagePte(sim, 1, a);
+    assert.deepEqual([pinned.write, pinned.softDirty], [true, true], kernel);
+    const other = pagePte(sim, 1, a + PAGE_SIZE);
+    assert.deepEqual([other.write, other.softDirty], [false, false], `${kernel}: the page next to it is tracked as before`);
+    const id = sim.pagemap(1, a).folio;
+    clearEvents(sim);
+    sim.memset(1, a, 2, PAGE_SIZE);
+    assert.equal(sim.events.length, 0, `${kernel}: no fault`);
+    assert.equal(sim.pagemap(1, a).folio, id);
+    assert.deepEqual(sim.pinContent(buf), [[2, 1]], kernel);
+  }
+});
+
+test('before softdirty-keep-pinned (5.9/5.10): clear_refs write-protects a pinned page, and the next store copies it away from the pin', () => {
+  const sim = mkSim('v5.9', { softDirty: true });
+  const a = anon(sim, PAGE_SIZE);
+  sim.memset(1, a, 1, PAGE_SIZE);
+  const buf = sim.ioUringRegister(1, a, PAGE_SIZE);
+  const id = sim.pagemap(1, a).folio;
+  sim.clearSoftDirty(1);
+  assert.equal(pagePte(sim, 1, a).write, false);
+  sim.memset(1, a, 2, PAGE_SIZE);
+  assert.notEqual(sim.pagemap(1, a).folio, id, 'refcount > 1: do_wp_page copies');
+  assert.deepEqual(sim.pinContent(buf), [[1, 1]], 'the pin kept the old page');
+  // the same history with the switch backported
+  const backport = resolveKernel('v5.9+softdirty-keep-pinned');
+  assert.ok(typeof backport !== 'string', String(backport));
+  const fixed = new Sim(backport, { ...SEED_MACHINE, softDirty: true }, { trace: true });
+  const b = anon(fixed, PAGE_SIZE);
+  fixed.memset(1, b, 1, PAGE_SIZE);
+  const fbuf = fixed.ioUringRegister(1, b, PAGE_SIZE);
+  fixed.clearSoftDirty(1);
+  fixed.memset(1, b, 2, PAGE_SIZE);
+  assert.deepEqual(fixed.pinContent(fbuf), [[2, 1]]);
+});
+
+test('softdirty-keep-pinned keeps only what pte_is_pinned() names: not a pinned PMD leaf, not a shared mapping, not a R/O PTE, not an mm that never pinned', () => {
+  const sim = mkSim('latest', { softDirty: true });
+  // a PMD-mapped THP, pinned: clear_soft_dirty_pmd has no such check
+  const t = thpArea(sim);
+  sim.memset(1, t, 1, PMD_SIZE);
+  assert.ok(sim.ioUringRegister(1, t, PAGE_SIZE) > 0);
+  assert.equal(pmd(sim, 1, t)?.write, true);
+  // a shared memfd page, pinned: not a COW mapping
+  const fd = sim.memfdCreate();
+  sim.fallocate(fd, PAGE_SIZE);
+  const m = sim.mmap(1, { len: PAGE_SIZE, prot: RW, flags: MAP_SHARED, file: fd });
+  sim.memset(1, m, 2, PAGE_SIZE);
+  assert.ok(sim.ioUringRegister(1, m, PAGE_SIZE) > 0);
+  assert.equal(pagePte(sim, 1, m).write, true);
+  // a pinned page mapped R/O: pte_write() is false, so it is cleaned like any other
+  const r = anon(sim, PAGE_SIZE);
+  sim.memset(1, r, 4, PAGE_SIZE);
+  assert.ok(sim.ioUringRegister(1, r, PAGE_SIZE) > 0);
+  sim.mprotect(1, r, PAGE_SIZE, PROT_READ);
+  assert.equal(pagePte(sim, 1, r).softDirty, true);
+  sim.clearSoftDirty(1);
+  assert.equal(pagePte(sim, 1, r).softDirty, false);
+  assert.equal(pmd(sim, 1, t)?.write, false);
+  assert.equal(pmd(sim, 1, t)?.softDirty, false);
+  assert.equal(pagePte(sim, 1, m).write, false);
+  // an mm that never pinned (no MMF_HAS_PINNED), whose page holds GUP_PIN_COUNTING_BIAS FOLL_GET
+  // references (vmsplice, 16 buffers a pipe): folio_maybe_dma_pinned() would say yes, but the mm
+  // is never asked
+  const other = mkSim('latest', { softDirty: true });
+  const x = anon(other, PAGE_SIZE);
+  other.memset(1, x, 3, PAGE_SIZE);
+  for (let i = 0; i < GUP_PIN_COUNTING_BIAS; i++) {
+    if (i % 16 === 0) other.pipe();
+    assert.equal(other.vmsplice(1, other.state.pipes.keys().at(-1)!, x, PAGE_SIZE), PAGE_SIZE);
+  }
+  assert.ok(other.state.folios.get(other.pagemap(1, x).folio).refcount > GUP_PIN_COUNTING_BIAS);
+  other.clearSoftDirty(1);
+  assert.equal(pagePte(other, 1, x).write, false);
 });
 
 test('softDirty=false: clear_refs is a no-op and mprotect(RW) upgrades again', () => {

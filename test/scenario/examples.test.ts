@@ -18,6 +18,7 @@ test('there is an example per landmark bug', () => {
     'fork-pinned-page.cow',
     'seed-memlock-cost.cow',
     'hugetlb-vmsplice-leak.cow',
+    'softdirty-pinned-page.cow',
   ])
     assert.ok(files.includes(f), f);
 });
