@@ -73,6 +73,7 @@ export const EPERM = 1;
 export const ENOENT = 2;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
+export const EACCES = 13;
 export const EFAULT = 14;
 export const EBUSY = 16;
 export const EINVAL = 22;
@@ -83,6 +84,7 @@ export const ERRNO_TEXT: Record<number, string> = {
   [ENOENT]: 'No such file or directory',
   [EAGAIN]: 'Resource temporarily unavailable',
   [ENOMEM]: 'Cannot allocate memory',
+  [EACCES]: 'Permission denied',
   [EFAULT]: 'Bad address',
   [EBUSY]: 'Device or resource busy',
   [EINVAL]: 'Invalid argument',
@@ -94,6 +96,7 @@ export const ERRNO_NAME: Record<number, string> = {
   [ENOENT]: 'ENOENT',
   [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM',
+  [EACCES]: 'EACCES',
   [EFAULT]: 'EFAULT',
   [EBUSY]: 'EBUSY',
   [EINVAL]: 'EINVAL',

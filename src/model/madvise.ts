@@ -35,14 +35,21 @@ import {
   vmaIsAnonymous,
   vpnOf,
 } from './kernel.ts';
-import { madviseDontneed, setVmaFlags } from './mm.ts';
+import { holeError, madviseDontneed, setVmaFlags } from './mm.ts';
 import { ownPmd } from './pagetable.ts';
 import { ownProc } from './state.ts';
 import { reclaimFolio } from './swap.ts';
 import type { Folio, Proc } from './types.ts';
 
+/**
+ * do_madvise(): the start must be page aligned, the length is rounded up to whole pages, an empty
+ * range does nothing. The advice then visits every VMA in the range (madvise_walk_vmas): a hole
+ * does not stop it, but the call returns ENOMEM at the end; an advice's own error stops it at once.
+ */
 export function madvise(k: Ctx, p: Proc, addr: number, len: number, advice: number): number {
   if (addr % PAGE_SIZE || len < 0) return -EINVAL;
+  len = Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+  if (len === 0) return 0;
   switch (advice) {
     case MADV_HUGEPAGE:
       return setVmaFlags(k, p, addr, len, VM_HUGEPAGE, VM_NOHUGEPAGE);
@@ -74,7 +81,13 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
   const end = addr + len;
   for (let vpn = vpnOf(addr); vpn < vpnOf(end); ) {
     const v = findVma(mm, vpn * PAGE_SIZE);
-    if (!v) return -ENOMEM;
+    if (!v) {
+      // a hole: on to the next VMA (madvise_walk_vmas), ENOMEM at the end
+      const next = mm.vmas.find((x) => x.start > vpn * PAGE_SIZE);
+      if (!next || next.start >= end) break;
+      vpn = vpnOf(next.start);
+      continue;
+    }
     if (v.hugetlb) return -EINVAL;
     const pv = pmdVpnOf(vpn);
     const leaf = mm.pmd.get(pv);
@@ -102,7 +115,7 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
     }
     vpn++;
   }
-  return 0;
+  return holeError(mm, addr, end);
 }
 
 /**

@@ -5,6 +5,7 @@
  * when neighbours become compatible.
  */
 import {
+  EACCES,
   EINVAL,
   ENOMEM,
   HPAGE_PMD_NR,
@@ -33,6 +34,7 @@ import {
   allocFolio,
   type Ctx,
   emit,
+  findVma,
   folio,
   folioMapcount,
   folioMaybeDmaPinned,
@@ -210,7 +212,7 @@ function vmasIn(k: Ctx, mm: Mm, start: number, end: number): Vma[] | number {
   return mm.vmas.filter((v) => v.start >= start && v.end <= end);
 }
 
-/** Every page of [start, end) is inside some VMA (madvise/mprotect return ENOMEM otherwise). */
+/** Every page of [start, end) is inside some VMA. */
 function fullyMapped(mm: Mm, start: number, end: number): boolean {
   let at = start;
   for (const v of mm.vmas) {
@@ -294,21 +296,33 @@ function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
 }
 
 /**
- * mprotect(): removing write permission write-protects every entry; adding it upgrades PTEs that
- * can_change_pte_writable() allows. PMD leaves and hugetlb entries are not upgraded (the write fault
- * will do it; see docs/model.md for the v6.2 PMD upgrade left out).
+ * mprotect() (do_mprotect_pkey): removing write permission write-protects every entry; adding it
+ * upgrades PTEs that can_change_pte_writable() allows. PMD leaves and hugetlb entries are not
+ * upgraded (the write fault will do it; see docs/model.md for the v6.2 PMD upgrade left out).
+ * The range must start inside a VMA (else ENOMEM, nothing changed); VMAs are then changed in
+ * order until a hole (ENOMEM) or a VMA that may not become writable (EACCES: no VM_MAYWRITE),
+ * and the ones before it keep their new protection.
  */
 export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: number): number {
   if (addr % PAGE_SIZE) return -EINVAL;
   const mm = p.mm;
   const end = addr + align(len, PAGE_SIZE);
-  if (!fullyMapped(mm, addr, end)) return -ENOMEM;
+  if (end === addr) return 0;
+  if (!findVma(mm, addr)) return -ENOMEM;
   const vmas = vmasIn(k, mm, addr, end);
   if (typeof vmas === 'number') return vmas;
+  let at = addr;
+  let err = 0;
   for (const v of vmas) {
-    if (prot & PROT_WRITE && !(v.flags & VM_MAYWRITE)) return -EINVAL;
-  }
-  for (const v of vmas) {
+    if (v.start !== at) {
+      err = -ENOMEM;
+      break;
+    }
+    if (prot & PROT_WRITE && !(v.flags & VM_MAYWRITE)) {
+      err = -EACCES;
+      break;
+    }
+    at = v.end;
     const hadWrite = (v.flags & VM_WRITE) !== 0;
     v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(prot);
     const wantWrite = (v.flags & VM_WRITE) !== 0;
@@ -326,34 +340,41 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
       for (const hv of mm.huge.keysIn(vpnOf(v.start), vpnOf(v.end))) ownHuge(mm).set(hv, { ...mm.huge.get(hv), write: false });
     }
   }
+  if (!err && at < end) err = -ENOMEM;
   mergeVmas(mm);
   emit(k, p.pid, 'mprotect', addr, `${len} bytes prot ${prot}`);
-  return 0;
+  return err;
 }
 
-/** Sets or clears VMA flags on a range (MADV_HUGEPAGE, MADV_DONTFORK, ...), then merges. */
+/** madvise_walk_vmas()'s result for a range whose VMAs were all visited: ENOMEM if part of it is
+ *  not mapped (the mapped parts got the advice all the same), else 0. */
+export function holeError(mm: Mm, start: number, end: number): number {
+  return fullyMapped(mm, start, end) ? 0 : -ENOMEM;
+}
+
+/** Sets or clears VMA flags on the mapped parts of a range (MADV_HUGEPAGE, MADV_DONTFORK, ...),
+ *  then merges; ENOMEM if the range has a hole. */
 export function setVmaFlags(k: Ctx, p: Proc, addr: number, len: number, set: number, clear: number): number {
   const mm = p.mm;
   const end = addr + align(len, PAGE_SIZE);
-  if (!fullyMapped(mm, addr, end)) return -ENOMEM;
   const vmas = vmasIn(k, mm, addr, end);
   if (typeof vmas === 'number') return vmas;
   for (const v of vmas) v.flags = (v.flags & ~clear) | set;
   mergeVmas(mm);
-  return 0;
+  return holeError(mm, addr, end);
 }
 
-/** MADV_DONTNEED: zap the range; the next access faults in fresh memory. */
+/** MADV_DONTNEED: zap the mapped parts of the range; the next access faults in fresh memory.
+ *  ENOMEM if the range has a hole. */
 export function madviseDontneed(k: Ctx, p: Proc, addr: number, len: number): number {
   const mm = p.mm;
   const end = addr + align(len, PAGE_SIZE);
-  if (!fullyMapped(mm, addr, end)) return -ENOMEM;
   for (const v of mm.vmas) {
     const s = Math.max(v.start, addr);
     const e = Math.min(v.end, end);
     if (s < e) zapRange(k, mm, v, s, e);
   }
-  return 0;
+  return holeError(mm, addr, end);
 }
 
 /**

@@ -54,6 +54,7 @@ export const ERRORS = [
   'ENOENT',
   'EAGAIN',
   'ENOMEM',
+  'EACCES',
   'EFAULT',
   'EBUSY',
   'EINVAL',
