@@ -348,8 +348,7 @@ export class HostBackend implements Backend {
   }
   odirect(p: number, file: number, offset: number, addr: number, len: number, toMemory: boolean): Res<void> {
     const f = this.files.get(file);
-    if (f && f.kind !== 'tmpfile')
-      throw new HostUnsupported('O_DIRECT on a memfd is a buffered copy on tmpfs (no GUP); the host runs O_DIRECT on tmpfiles only');
+    if (f?.hugetlb) throw new HostUnsupported('hugetlbfs has no O_DIRECT (open fails with EINVAL); the host does not run it');
     return this.op(() => {
       let m = this.direct.get(p);
       if (!m) {

@@ -105,13 +105,13 @@ export function planForHost(sc: Scenario, f: HostFacts, opts: { root?: boolean }
   if (ops.has('clear-softdirty') && !m.softDirty && !listed.has('soft-dirty'))
     reasons.push('uses clear_refs softdirty: CONFIG_MEM_SOFT_DIRTY is off (pagemap bit 55 never set)');
   if ((ops.has('uring-register') || ops.has('uring-write')) && !ioUringUsable(f)) reasons.push('uses io_uring: io_uring is disabled here');
-  const memfds = new Set<string>();
+  const hugetlbMemfds = new Set<string>();
   for (const it of sc.items)
-    if (it.kind === 'step' && it.op === 'memfd') memfds.add(it.name);
-    else if (it.kind === 'step' && it.op === 'tmpfile') memfds.delete(it.name);
+    if (it.kind === 'step' && it.op === 'memfd' && it.hugetlb) hugetlbMemfds.add(it.name);
+    else if (it.kind === 'step' && (it.op === 'memfd' || it.op === 'tmpfile')) hugetlbMemfds.delete(it.name);
   for (const it of sc.items)
-    if (it.kind === 'step' && (it.op === 'odirect-read' || it.op === 'odirect-write') && memfds.has(it.file.name))
-      reasons.push(`O_DIRECT on memfd ${it.file.name}: tmpfs takes O_DIRECT as a buffered copy (no GUP); use a tmpfile`);
+    if (it.kind === 'step' && (it.op === 'odirect-read' || it.op === 'odirect-write') && hugetlbMemfds.has(it.file.name))
+      reasons.push(`O_DIRECT on hugetlbfs memfd ${it.file.name}: hugetlbfs has no O_DIRECT (open fails)`);
 
   // hugetlb: sizes used, pages stated by the machine line
   const used = new Set<number>();

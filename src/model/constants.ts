@@ -78,6 +78,7 @@ export const EFAULT = 14;
 export const EBUSY = 16;
 export const EINVAL = 22;
 export const ENOSPC = 28;
+export const EOPNOTSUPP = 95;
 
 export const ERRNO_TEXT: Record<number, string> = {
   [EPERM]: 'Operation not permitted',
@@ -89,6 +90,7 @@ export const ERRNO_TEXT: Record<number, string> = {
   [EBUSY]: 'Device or resource busy',
   [EINVAL]: 'Invalid argument',
   [ENOSPC]: 'No space left on device',
+  [EOPNOTSUPP]: 'Operation not supported',
 };
 
 export const ERRNO_NAME: Record<number, string> = {
@@ -101,6 +103,7 @@ export const ERRNO_NAME: Record<number, string> = {
   [EBUSY]: 'EBUSY',
   [EINVAL]: 'EINVAL',
   [ENOSPC]: 'ENOSPC',
+  [EOPNOTSUPP]: 'EOPNOTSUPP',
 };
 
 /** The top of the model's user address space (16 TiB): every vpn stays below 2^32 (see FIRST_MMAP). */

@@ -177,13 +177,16 @@ export function splitHugePmd(k: Ctx, mm: Mm, pv: number): void {
  * - An anonymous THP is reused when exclusive (anon-exclusive), or by refcount (no-reuse-swap-page,
  *   5.18+), or by reuse_swap_page() (mapcount, <= 5.17). An unshare fault only marks it exclusive.
  * - Otherwise the PMD is split and the PTE level copies 4 KiB (thp-cow-split, 5.8+), or before
- *   that a whole new THP receives a copy of the 2 MiB.
+ *   that a whole new THP receives a copy of the 2 MiB; if the VMA no longer allows a THP
+ *   (__transparent_hugepage_enabled), every page is copied into a small page of its own
+ *   (do_huge_pmd_wp_page_fallback), and the huge zeropage's PMD is split.
  */
 function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' | 'fallback' {
   const leaf = mm.pmd.get(pv);
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0;
   if (leaf.t === 'hugezero') {
-    if (k.sw['huge-zero-wp-alloc'] || !k.sw['thp-cow-split']) return thpCopy(k, mm, vma, pv, 'huge zeropage');
+    if (k.sw['huge-zero-wp-alloc'] || (!k.sw['thp-cow-split'] && thpAllowed(k, vma, PMD_SIZE)))
+      return thpCopy(k, mm, vma, pv, 'huge zeropage');
     splitHugePmd(k, mm, pv);
     return 'fallback';
   }
@@ -198,7 +201,7 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     }
   }
   if (!reuse) {
-    if (!k.sw['thp-cow-split']) return thpCopy(k, mm, vma, pv, `folio ${f.id}`);
+    if (!k.sw['thp-cow-split']) return thpAllowed(k, vma, PMD_SIZE) ? thpCopy(k, mm, vma, pv, `folio ${f.id}`) : thpFallbackCopy(k, mm, vma, pv);
     splitHugePmd(k, mm, pv);
     return 'fallback';
   }
@@ -209,6 +212,26 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
   }
   ownPmd(mm).set(pv, { ...leaf, write: leaf.write || (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
   emitMm(k, mm, 'reuse THP', pv * PAGE_SIZE);
+  return 'done';
+}
+
+/**
+ * do_huge_pmd_wp_page_fallback() (before 5.8): no THP may be allocated, so each page of the shared
+ * THP gets a small exclusive copy of its own, mapped writable (if the VMA is) by a PTE.
+ */
+function thpFallbackCopy(k: Ctx, mm: Mm, vma: Vma, pv: number): 'done' {
+  const old = mm.pmd.get(pv);
+  const src = folio(k, old.folio);
+  vma.anonVma = true;
+  ownPmd(mm).delete(pv);
+  for (let i = 0; i < HPAGE_PMD_NR; i++) {
+    const f = allocFolio(k, 'anon', 1, 0, [src.dataAt(i)]);
+    f.setExclusive(0, true);
+    mapPte(k, f.id, 0);
+    mm.pte.set(pv + i, { t: 'page', folio: f.id, off: 0, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
+  }
+  unmapEntire(k, old.folio);
+  if (k.trace) emitMm(k, mm, 'COW: THP copied page by page', pv * PAGE_SIZE, `folio ${old.folio}`);
   return 'done';
 }
 

@@ -2,14 +2,14 @@
  * The users of GUP: vmsplice into a pipe (FOLL_GET), the gup_test PIN_LONGTERM_TEST ioctls,
  * io_uring fixed buffers, VFIO DMA mappings, O_DIRECT; plus pread/pwrite on files.
  */
-import { type Content, pushContent } from './access.ts';
-import { EFAULT, EINVAL, ENOENT, ENOMEM, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, PAGE_SIZE } from './constants.ts';
+import { access, type Content, pushContent } from './access.ts';
+import { EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, PAGE_SIZE } from './constants.ts';
 import { fileToken, writeFileRange, writeFileToken } from './files.ts';
 import { type GupResult, gup, release, releaseAll } from './gup.ts';
 import { type Ctx, emit, findVma, folio, tokenAt } from './kernel.ts';
 import { ownProc } from './state.ts';
 import { ownTable } from './table.ts';
-import { HUGE_ZERO_FOLIO, type PageRun, type PinSet, type PinUser, type Proc, ZERO_FOLIO } from './types.ts';
+import { type File, HUGE_ZERO_FOLIO, type PageRun, type PinSet, type PinUser, type Proc, ZERO_FOLIO } from './types.ts';
 
 /** PIPE_DEF_BUFFERS: a pipe holds 16 page buffers; vmsplice stops when it is full. */
 export const PIPE_BUFFERS = 16;
@@ -42,21 +42,25 @@ function bufferedPages(k: Ctx, pipeId: number): number {
 }
 
 /**
- * vmsplice(pipe, {addr, len}): iov_iter_get_pages2 -> get_user_pages_fast without FOLL_WRITE, i.e.
- * plain FOLL_GET references (never an unshare), as many pages as the pipe has room for.
- * Returns the bytes transferred or -errno.
+ * vmsplice(pipe, {addr, len}) (iter_to_pipe): iov_iter_get_pages2 -> get_user_pages_fast without
+ * FOLL_WRITE, i.e. plain FOLL_GET references (never an unshare) on every page the range touches,
+ * as many as the pipe has room for (a buffer per page, the first one starting at addr's offset).
+ * Returns the bytes transferred (0 for an empty range) or -errno. The model never blocks: a full
+ * pipe is EINVAL.
  */
 export function vmsplice(k: Ctx, p: Proc, pipeId: number, addr: number, len: number): number {
   const pipe = k.s.pipes.get(pipeId);
   if (!pipe) return -EINVAL;
+  if (len === 0) return 0;
+  const first = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
   const room = PIPE_BUFFERS - bufferedPages(k, pipeId);
-  const pages = Math.min(room, Math.ceil(len / PAGE_SIZE));
-  if (pages <= 0) return -EINVAL; // the model never blocks: a full pipe is an error
-  const r = gup(k, p.mm, addr, pages, FOLL_GET, true);
+  const pages = Math.min(room, Math.ceil((addr + len - first) / PAGE_SIZE));
+  if (pages <= 0) return -EINVAL;
+  const r = gup(k, p.mm, first, pages, FOLL_GET, true);
   if (r.nr < 0) return r.nr;
   ownTable(k.s, 'pipes').set(pipeId, { id: pipe.id, bufs: [...pipe.bufs, ...r.runs] });
   emit(k, p.pid, 'vmsplice', addr, `${r.nr} pages referenced (FOLL_GET)`);
-  return r.nr * PAGE_SIZE;
+  return Math.min(len, r.nr * PAGE_SIZE - (addr - first));
 }
 
 /** read(pipe, len): copies the referenced pages' current content, dropping the references. */
@@ -156,11 +160,12 @@ function pinnedPages(runs: readonly PageRun[]): number {
 /**
  * PIN_LONGTERM_TEST_START: pin_user_pages[_fast](FOLL_LONGTERM [| FOLL_WRITE]) of the whole range,
  * looping until everything is pinned. -ENOENT when the machine has no gup_test, -EINVAL when a
- * test pin is already active.
+ * test pin is already active: gup_test keeps one set of pinned pages for the whole system (a
+ * static in mm/gup_test.c), whichever process started it; READ and STOP act on that set.
  */
 export function gupTestStart(k: Ctx, p: Proc, addr: number, size: number, write: boolean, fast: boolean): number {
   if (!k.m.gupTest) return -ENOENT;
-  if ([...k.s.pins.values()].some((s) => s.user === 'gup_test' && s.owner === p.pid)) return -EINVAL;
+  if (gupTestSet(k)) return -EINVAL;
   if (addr % PAGE_SIZE || size % PAGE_SIZE || size === 0) return -EINVAL;
   const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
   const r = gupAll(k, p, addr, size / PAGE_SIZE, flags, fast);
@@ -170,19 +175,22 @@ export function gupTestStart(k: Ctx, p: Proc, addr: number, size: number, write:
   return 0;
 }
 
-function gupTestSet(k: Ctx, p: Proc): PinSet | undefined {
-  return [...k.s.pins.values()].find((s) => s.user === 'gup_test' && s.owner === p.pid);
+/** The system's gup_test pin set, if one is active. */
+function gupTestSet(k: Ctx): PinSet | undefined {
+  return k.s.pins.values().find((s) => s.user === 'gup_test');
 }
 
-/** PIN_LONGTERM_TEST_READ: the content of the pinned pages, as the kernel reads it through them. */
-export function gupTestRead(k: Ctx, p: Proc): Content | number {
-  const s = gupTestSet(k, p);
+/** PIN_LONGTERM_TEST_READ: the content of the pinned pages, as the kernel reads it through them
+ *  (from any process). */
+export function gupTestRead(k: Ctx, _p: Proc): Content | number {
+  const s = gupTestSet(k);
   if (!s) return -EINVAL;
   return pinContent(k, s.id);
 }
 
-export function gupTestStop(k: Ctx, p: Proc): number {
-  const s = gupTestSet(k, p);
+/** PIN_LONGTERM_TEST_STOP: unpins the set (from any process); 0 also when none is active. */
+export function gupTestStop(k: Ctx, _p: Proc): number {
+  const s = gupTestSet(k);
   if (s) unpinSet(k, s.id);
   return 0;
 }
@@ -191,22 +199,26 @@ export function gupTestStop(k: Ctx, p: Proc): number {
 // io_uring fixed buffers (io_uring/rsrc.c, 6.x)
 
 /**
- * IORING_REGISTER_BUFFERS: pin_user_pages(FOLL_WRITE | FOLL_LONGTERM); file-backed memory other than
- * shmem and hugetlbfs is refused; then accounting: a compound page counts once with its full size;
- * without CAP_IPC_LOCK the user's locked memory is checked against RLIMIT_MEMLOCK (ENOMEM); the
- * mm's pinned_vm (VmPin) always grows. Returns the buffer id or -errno.
+ * IORING_REGISTER_BUFFERS (io_sqe_buffer_register): io_buffer_validate() refuses an empty buffer
+ * and one over 1 GiB (EFAULT); io_pin_pages() pins every page the range touches with
+ * pin_user_pages(FOLL_WRITE | FOLL_LONGTERM). Before iouring-file-check-in-gup (6.5) io_uring then
+ * refuses file-backed memory other than shmem and hugetlbfs itself (EOPNOTSUPP, the pages pinned
+ * and faulted in by then are released); since, GUP's own check decides. Then accounting: a
+ * compound page counts once with its full size; without CAP_IPC_LOCK the user's locked memory is
+ * checked against RLIMIT_MEMLOCK (ENOMEM); the mm's pinned_vm (VmPin) always grows. Returns the
+ * buffer id or -errno.
  */
 export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): number {
+  if (len <= 0 || len > IO_BUFFER_MAX) return -EFAULT;
   const flags = FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM;
-  const nr = Math.ceil(len / PAGE_SIZE);
-  for (let a = addr; a < addr + len; ) {
-    const v = findVma(p.mm, a);
-    if (!v) return -EFAULT;
-    if (v.file >= 0 && k.s.files.get(v.file)?.kind === 'disk') return -95; // EOPNOTSUPP
-    a = v.end;
-  }
-  const r = gupAll(k, p, addr, nr, flags, false);
+  const first = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
+  const nr = Math.ceil((addr + len - first) / PAGE_SIZE);
+  const r = gupAll(k, p, first, nr, flags, false);
   if (typeof r === 'number') return r;
+  if (!k.sw['iouring-file-check-in-gup'] && mapsDiskFile(k, p, first, nr)) {
+    releaseAll(k, r.runs, flags);
+    return -EOPNOTSUPP;
+  }
   const seen = new Set<number>();
   let acct = 0;
   for (const run of r.runs) {
@@ -230,6 +242,20 @@ export function ioUringRegister(k: Ctx, p: Proc, addr: number, len: number): num
   const ps = newPinSet(k, 'io_uring', p.pid, flags, r.runs, { pinned: acct, user: p.capIpcLock ? 0 : acct });
   emit(k, p.pid, `io_uring: registered ${nr} pages`, addr, `VmPin +${acct} pages`);
   return ps.id;
+}
+
+/** io_buffer_validate()'s limit on one fixed buffer. */
+const IO_BUFFER_MAX = 1 << 30;
+
+/** Is any page of the range in a VMA of a file other than shmem and hugetlbfs (a disk file)? */
+function mapsDiskFile(k: Ctx, p: Proc, addr: number, nr: number): boolean {
+  for (let a = addr; a < addr + nr * PAGE_SIZE; ) {
+    const v = findVma(p.mm, a);
+    if (!v) return false;
+    if (v.file >= 0 && k.s.files.get(v.file)?.kind === 'disk') return true;
+    a = v.end;
+  }
+  return false;
 }
 
 /** IORING_OP_WRITE_FIXED: write what the pinned pages hold into a file. */
@@ -256,6 +282,8 @@ export function ioUringWriteFixed(k: Ctx, buf: number, fileId: number, offset: n
  * CAP_IPC_LOCK. Returns the DMA mapping id or -errno.
  */
 export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: boolean): number {
+  // vfio_dma_do_map(): size and vaddr must be whole pages, the size not 0
+  if (len <= 0 || len % PAGE_SIZE || addr % PAGE_SIZE) return -EINVAL;
   const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
   const nr = Math.ceil(len / PAGE_SIZE);
   const r = gupAll(k, p, addr, nr, flags, false);
@@ -289,10 +317,15 @@ export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: bo
  * FOLL_GET references before odirect-foll-pin, short-term FOLL_PIN pins after (so a write to the
  * file from a shared anonymous page unshares it first, and the mm gets MMF_HAS_PINNED);
  * FOLL_WRITE for a read into memory. The I/O completes synchronously and the pages are released.
+ * A read from the end of the file on returns 0 at once (iomap_dio_rw). hugetlbfs has no O_DIRECT
+ * (EINVAL); tmpfs neither before shmem-odirect (6.6), and since it copies like read()/write().
  */
 export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: number, len: number, toMemory: boolean): number {
   const file = k.s.files.get(fileId);
   if (!file || addr % PAGE_SIZE || len % PAGE_SIZE || offset % PAGE_SIZE) return -EINVAL;
+  if (file.kind === 'hugetlbfs' || (file.kind === 'shmem' && !k.sw['shmem-odirect'])) return -EINVAL;
+  if (toMemory && offset >= file.size) return 0;
+  if (file.kind === 'shmem') return bufferedIo(k, p, file, offset, addr, len, toMemory);
   const flags = (k.sw['odirect-foll-pin'] ? FOLL_PIN : FOLL_GET) | (toMemory ? FOLL_WRITE : 0);
   const nr = len / PAGE_SIZE;
   const r = gupAll(k, p, addr, nr, flags, true);
@@ -312,6 +345,28 @@ export function directIo(k: Ctx, p: Proc, fileId: number, offset: number, addr: 
   }
   emit(k, p.pid, toMemory ? 'O_DIRECT read' : 'O_DIRECT write', addr, `${nr} pages`);
   return len;
+}
+
+/** read()/write() between a file and user memory, as CPU accesses (copy_to_user/copy_from_user:
+ *  ordinary faults, no GUP). Returns the bytes copied, or -EFAULT when nothing could be. */
+function bufferedIo(k: Ctx, p: Proc, file: File, offset: number, addr: number, len: number, toMemory: boolean): number {
+  const last = toMemory ? Math.min(len, file.size - offset) : len;
+  let done = 0;
+  for (; done < last; done += PAGE_SIZE) {
+    const page = (offset + done) / PAGE_SIZE;
+    const got = access(k, p, addr + done, toMemory ? fileToken(k, file, page) : undefined);
+    if (typeof got === 'string') break; // a signal: the copy stops short
+    if (!toMemory) writeFileToken(k, file, page, got);
+  }
+  if (done)
+    emit(
+      k,
+      p.pid,
+      toMemory ? 'O_DIRECT read (buffered on tmpfs)' : 'O_DIRECT write (buffered on tmpfs)',
+      addr,
+      `${done / PAGE_SIZE} pages`,
+    );
+  return done ? Math.min(done, last) : -EFAULT;
 }
 
 /** pread(): the file's content from the page cache (or disk). */

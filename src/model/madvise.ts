@@ -4,7 +4,6 @@
 import {
   EAGAIN,
   EINVAL,
-  ENOMEM,
   HPAGE_PMD_NR,
   MADV_COLLAPSE,
   MADV_DOFORK,

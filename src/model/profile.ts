@@ -172,6 +172,21 @@ export const SWITCHES = {
     ],
     since: 'v6.5',
   },
+  'iouring-file-check-in-gup': {
+    summary:
+      "io_uring's buffer registration no longer refuses file-backed memory itself (it did after pinning: EOPNOTSUPP unless shmem or hugetlbfs); GUP decides (longterm-write-file-refused): EFAULT for dirty-tracked shared file mappings, while a private file mapping registers its COW copies",
+    where: 'io_sqe_buffer_register, io_pin_pages (io_uring/rsrc.c)',
+    commits: ['34ed8d0dcd69 io_uring: rsrc: delegate VMA file-backed check to GUP'],
+    since: 'v6.5',
+    requires: ['longterm-write-file-refused'],
+  },
+  'shmem-odirect': {
+    summary:
+      'tmpfs (and memfd) files accept O_DIRECT and do buffered I/O for it: a copy to or from user memory, no GUP; before, O_DIRECT on tmpfs failed with EINVAL (open refused it)',
+    where: 'shmem_file_open (FMODE_CAN_ODIRECT), shmem_file_read_iter, shmem_file_write_iter',
+    commits: ['e88e0d366f9c tmpfs: trivial support for direct IO'],
+    since: 'v6.6',
+  },
   mthp: {
     summary:
       'anonymous faults may allocate multi-size THPs (16 KiB up to below the PMD size), PTE-mapped, with per-size settings in transparent_hugepage/hugepages-<N>kB/enabled',
@@ -243,7 +258,11 @@ export const PROFILES: readonly Profile[] = [
     'Linux 6.0-6.1, the releases before the seed: R/O long-term pins of non-anonymous pages in COW mappings are not reliable',
   ),
   profile('v6.2', 'v6.2', 'Linux 6.2-6.4, with the seed "mm/gup: reliable R/O long-term pinning in COW mappings"'),
-  profile('v6.5', 'v6.5', 'Linux 6.5-6.7: zeropage pins take no reference; long-term write pins of dirty-tracked file pages refused'),
+  profile(
+    'v6.5',
+    'v6.5',
+    'Linux 6.5: zeropage pins take no reference; long-term write pins of dirty-tracked file pages refused; 6.6-6.7 are v6.5+shmem-odirect',
+  ),
   profile('v6.8', 'v6.8', 'Linux 6.8-6.12: multi-size anonymous THP (mTHP)'),
   profile('v6.13', 'v6.13', 'Linux 6.13: a write or unshare fault on the huge zeropage allocates a THP'),
   profile('v6.15', 'v6.15', 'Linux 6.15-6.17: PTE-mapped THPs can be reused; FOLL_FORCE writes to R/O hugetlb allowed again (6.14)'),

@@ -57,7 +57,7 @@ export function machineFromSpec(m: MachineSpec): Machine {
   };
 }
 
-const errno = (n: number): Failure => ({ fail: ERRNO_NAME[-n] ?? (n === -95 ? 'EOPNOTSUPP' : `errno ${-n}`) });
+const errno = (n: number): Failure => ({ fail: ERRNO_NAME[-n] ?? `errno ${-n}` });
 
 function toBytes(c: Content): Bytes {
   return c.map(([t, n]) => [t, n * PAGE_SIZE]);

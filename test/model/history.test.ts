@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EFAULT, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_READ } from '../../src/model/constants.ts';
+import { EFAULT, MADV_NOHUGEPAGE, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_READ } from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
 import type { SwitchName } from '../../src/model/profile.ts';
 import { Sim } from '../../src/model/sim.ts';
@@ -377,4 +377,42 @@ test('odirect-foll-pin (6.5): an O_DIRECT write from a page shared after fork un
     assert.deepEqual(sim.pread(fd, 0, PAGE_SIZE), [[1, 1]]);
     assert.equal(sim.state.procs.get(1).mm.hasPinned, unshared, `${kernel}: MMF_HAS_PINNED`);
   }
+});
+
+test('v5.7: a write to a shared THP in a VMA that no longer allows THP copies it page by page (do_huge_pmd_wp_page_fallback); the huge zeropage is split', () => {
+  const sim = mkSim('v5.7');
+  const t = thpArea(sim);
+  sim.memset(1, t, 1, PMD_SIZE);
+  const c = sim.fork(1);
+  const shared = pmd(sim, 1, t)!.folio;
+  assert.equal(sim.madvise(1, t, PMD_SIZE, MADV_NOHUGEPAGE), 0);
+  sim.memset(1, t + PAGE_SIZE, 2, PAGE_SIZE);
+  assert.equal(pmd(sim, 1, t), undefined, 'no THP for the parent any more');
+  const mine = new Set([0, 1, 511].map((i) => pagePte(sim, 1, t + i * PAGE_SIZE).folio));
+  assert.equal(mine.size, 3, 'a small page each');
+  assert.ok(!mine.has(shared));
+  assert.deepEqual(sim.read(1, t, 3 * PAGE_SIZE), [
+    [1, 1],
+    [2, 1],
+    [1, 1],
+  ]);
+  assert.equal(pmd(sim, c, t)?.folio, shared, 'the child keeps the THP');
+  assert.deepEqual(sim.read(c, t + PAGE_SIZE, PAGE_SIZE), [[1, 1]]);
+  // with THP still allowed: a new THP, as before
+  const other = mkSim('v5.7');
+  const u = thpArea(other);
+  other.memset(1, u, 1, PMD_SIZE);
+  other.fork(1);
+  other.memset(1, u + PAGE_SIZE, 2, PAGE_SIZE);
+  assert.ok(pmd(other, 1, u));
+  // the huge zeropage with THP no longer allowed: split, one page copied, the rest stay zeropage
+  const z = mkSim('v5.7');
+  const h = thpArea(z);
+  z.read(1, h, PAGE_SIZE);
+  assert.equal(pmd(z, 1, h)?.t, 'hugezero');
+  assert.equal(z.madvise(1, h, PMD_SIZE, MADV_NOHUGEPAGE), 0);
+  z.memset(1, h + PAGE_SIZE, 3, PAGE_SIZE);
+  assert.equal(pmd(z, 1, h), undefined);
+  assert.equal(pte(z, 1, h)?.t, 'zero');
+  assert.equal(pte(z, 1, h + PAGE_SIZE)?.t, 'page');
 });
