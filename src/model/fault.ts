@@ -201,7 +201,8 @@ function wpHugePmd(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: number): 'done' 
     }
   }
   if (!reuse) {
-    if (!k.sw['thp-cow-split']) return thpAllowed(k, vma, PMD_SIZE) ? thpCopy(k, mm, vma, pv, `folio ${f.id}`) : thpFallbackCopy(k, mm, vma, pv);
+    if (!k.sw['thp-cow-split'])
+      return thpAllowed(k, vma, PMD_SIZE) ? thpCopy(k, mm, vma, pv, `folio ${f.id}`) : thpFallbackCopy(k, mm, vma, pv);
     splitHugePmd(k, mm, pv);
     return 'fallback';
   }

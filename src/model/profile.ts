@@ -71,6 +71,13 @@ export const SWITCHES = {
     commits: ["9348b73c2e1b mm: don't play games with pinned pages in clear_page_refs"],
     since: 'v5.11',
   },
+  'reclaim-skip-pinned': {
+    summary:
+      'reclaim does not add a maybe-pinned anonymous page to the swap cache, so it stays mapped; before, it was unmapped into the swap cache like any page, and the next write fault (refcount > 1 from 5.9) could copy it away from its pin',
+    where: 'shrink_folio_list (mm/vmscan.c)',
+    commits: ["feb889fb40fa mm: don't put pinned pages into the swap cache"],
+    since: 'v5.11',
+  },
   'fork-copy-pinned-hugetlb': {
     summary: 'fork copies maybe-pinned anonymous hugetlb pages for the child too',
     where: 'copy_hugetlb_page_range',

@@ -2,7 +2,7 @@
  * Swap: reclaim of anonymous folios to swap (MADV_PAGEOUT -> shrink_folio_list -> try_to_unmap)
  * and swap-in (do_swap_page, v5.7 to 6.18 by the profile's switches). Swap readahead is off
  * (page-cluster 0) and the device is not SWP_SYNCHRONOUS_IO, so every swap-in goes through the swap
- * cache. Reclaim never unmaps a maybe-pinned page, in every profile (docs/model.md).
+ * cache. Which pages reclaim may unmap: reclaimFolio.
  */
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
 import { type FaultResult, reuseSwapPage } from './fault.ts';
@@ -47,34 +47,63 @@ export function swapPut(k: Ctx, slotId: number): void {
 }
 
 /**
- * Reclaim one anonymous folio to swap. Refused when the folio has references other than its
- * mappings (GUP references, pins: try_to_unmap cannot make a maybe-pinned page shared, and the
- * refcount would not freeze). Each mapping becomes a swap PTE carrying the exclusive marker. The
- * caller says where the mappings are (MADV_PAGEOUT reclaims only folios its own mm maps alone), so
- * the rmap walk is that mm's PTEs in `vpns`; a mapping elsewhere is a ModelBug below.
+ * Reclaim one anonymous folio to swap (shrink_folio_list). The caller says where the mappings are
+ * (MADV_PAGEOUT reclaims only folios its own mm maps alone), so the rmap walk is that mm's PTEs in
+ * `vpns`; a mapping elsewhere is a ModelBug below.
+ * - A large folio with references besides its mappings cannot be split or frozen: kept as it is.
+ * - With reclaim-skip-pinned (5.11+) a maybe-pinned folio is not added to the swap cache; with
+ *   anon-exclusive (5.19+) try_to_unmap cannot make a maybe-pinned exclusive page shared, so it
+ *   stays mapped, in the swap cache or not.
+ * - Otherwise add_to_swap() (a folio not in the swap cache yet gets slots), try_to_unmap() (each
+ *   mapping becomes a swap PTE carrying the exclusive marker; PG_anon_exclusive is cleared) and
+ *   pageout() (the slots hold the content). __remove_mapping() then frees the folio, unless
+ *   something else still holds it (a FOLL_GET reference, a pin before 5.11): it stays in the swap
+ *   cache, unmapped, and the next swap-in maps that same folio again.
+ * Returns whether the folio was unmapped.
  */
 export function reclaimFolio(k: Ctx, f: Folio, where: { mm: Mm; vpns: number[] }): boolean {
-  if (!k.m.swap || f.kind !== 'anon' || f.hugetlb || f.swapSlot >= 0) return false;
-  if (folioMaybeDmaPinned(f) || f.refcount !== folioMapcount(f)) return false;
-  const base = k.s.nextSlot;
-  k.s.nextSlot += f.nr;
+  if (!k.m.swap || f.kind !== 'anon' || f.hugetlb) return false;
+  const cached = f.swapSlot >= 0;
+  const others = f.refcount - folioMapcount(f) - (cached ? f.nr : 0);
+  if (f.nr > 1 && others > 0) return false;
+  const pinned = folioMaybeDmaPinned(f);
+  if (pinned && !cached && k.sw['reclaim-skip-pinned']) return false;
+  if (pinned && k.sw['anon-exclusive'] && anyExclusive(f)) return false;
   const swap = ownTable(k.s, 'swap');
-  for (let i = 0; i < f.nr; i++) swap.set(base + i, { count: 0, data: f.dataAt(i) });
+  if (!cached) {
+    const base = k.s.nextSlot;
+    k.s.nextSlot += f.nr;
+    const swapcache = ownTable(k.s, 'swapcache');
+    for (let i = 0; i < f.nr; i++) {
+      swap.set(base + i, { count: 0, data: 0 });
+      swapcache.set(base + i, f.id);
+    }
+    f.swapSlot = base;
+    f.refcount += f.nr; // the swap cache's references
+  }
+  for (let i = 0; i < f.nr; i++) swap.get(f.swapSlot + i).data = f.dataAt(i);
   const { mm, vpns } = where;
   for (const vpn of vpns) {
     const pte = mm.pte.get(vpn);
     if (pte?.t !== 'page' || pte.folio !== f.id) continue;
-    const slot = base + pte.off;
+    const slot = f.swapSlot + pte.off;
     mm.pte.set(vpn, { t: 'swap', slot, exclusive: f.exclusiveAt(pte.off), softDirty: pte.softDirty });
-    k.s.swap.get(slot).count++;
+    swap.get(slot).count++;
+    f.setExclusive(pte.off, false);
     f.setMapcount(pte.off, f.mapcountAt(pte.off) - 1);
     f.refcount--;
     if (k.trace) emitMm(k, mm, 'swap out', vpn * PAGE_SIZE, `slot ${slot}`);
   }
-  if (f.refcount !== 0 || f.entireMapcount) bug(`folio ${f.id} still referenced after reclaim`);
-  for (let i = 0; i < f.nr; i++) if (k.s.swap.get(base + i).count === 0) k.s.swap.delete(base + i);
-  k.s.folios.delete(f.id);
+  if (folioMapcount(f) || f.entireMapcount) bug(`folio ${f.id} still mapped after reclaim`);
+  // nothing but the swap cache holds it: freed (its slots keep the content for the swap PTEs)
+  if (f.refcount === f.nr) deleteFromSwapCache(k, f);
   return true;
+}
+
+/** Is any unit of the folio PG_anon_exclusive? */
+function anyExclusive(f: Folio): boolean {
+  for (let i = 0; i < f.nr; i++) if (f.exclusiveAt(i)) return true;
+  return false;
 }
 
 /**

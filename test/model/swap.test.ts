@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import { HPAGE_PMD_NR, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
 import { anon, clearEvents, has, mkSim, pagePte, pte, thpArea } from './helpers.ts';
 
-function swapped(machine = {}) {
-  const sim = mkSim('v6.2', machine);
+function swapped(machine = {}, kernel = 'v6.2') {
+  const sim = mkSim(kernel, machine);
   const a = anon(sim, PAGE_SIZE);
   sim.memset(1, a, 0x11, PAGE_SIZE);
   const id = sim.pagemap(1, a).folio;
@@ -89,12 +89,76 @@ test('a pinned page is not swapped out', () => {
   assert.ok(!has(sim, 'swap out'));
 });
 
-test('a page with a FOLL_GET reference is not swapped out', () => {
+test('a page with a FOLL_GET reference is unmapped into the swap cache and stays there; swap-in maps the same page', () => {
   const { sim, a, id } = swapped();
   const pipe = sim.pipe();
   sim.vmsplice(1, pipe, a, PAGE_SIZE);
   sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+  assert.equal(sim.pagemap(1, a).swapped, true);
+  const f = sim.state.folios.get(id);
+  assert.ok(f, 'the pipe still holds the folio');
+  assert.equal(sim.state.swapcache.get(f.swapSlot), id);
+  assert.equal(f.refcount, 2, 'the pipe and the swap cache');
+  assert.equal(f.exclusive[0], false, 'try_to_unmap made it shared');
+  assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[0x11, 1]]);
+  assert.equal(sim.pagemap(1, a).folio, id, 'the swap cache gave the same page back');
+  // v6.2: the swap PTE carried the exclusive marker, so the write reuses it and the pipe sees it
+  sim.memset(1, a, 0x22, PAGE_SIZE);
   assert.equal(sim.pagemap(1, a).folio, id);
+  assert.deepEqual(sim.pipeRead(pipe, PAGE_SIZE), [[0x22, 1]]);
+});
+
+test('5.9-5.18: after that swap-out and a read swap-in, the write copies the page away from the pipe (refcount > 1)', () => {
+  const sim = mkSim('v5.12');
+  const a = anon(sim, PAGE_SIZE);
+  sim.memset(1, a, 0x11, PAGE_SIZE);
+  const id = sim.pagemap(1, a).folio;
+  const pipe = sim.pipe();
+  sim.vmsplice(1, pipe, a, PAGE_SIZE);
+  sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+  assert.equal(sim.pagemap(1, a).swapped, true);
+  sim.read(1, a, PAGE_SIZE);
+  assert.equal(sim.pagemap(1, a).folio, id);
+  sim.memset(1, a, 0x22, PAGE_SIZE);
+  assert.notEqual(sim.pagemap(1, a).folio, id);
+  assert.deepEqual(sim.pipeRead(pipe, PAGE_SIZE), [[0x11, 1]]);
+});
+
+test('reclaim-skip-pinned (5.11): before it, a pinned page was unmapped into the swap cache too', () => {
+  for (const [kernel, unmapped] of [
+    ['v5.9', true],
+    ['v5.12', false],
+    ['latest', false],
+  ] as const) {
+    const sim = mkSim(kernel);
+    const a = anon(sim, PAGE_SIZE);
+    sim.memset(1, a, 0x11, PAGE_SIZE);
+    const id = sim.pagemap(1, a).folio;
+    const buf = sim.ioUringRegister(1, a, PAGE_SIZE);
+    sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+    assert.equal(sim.pagemap(1, a).swapped, unmapped, kernel);
+    if (!unmapped) continue;
+    // 5.9/5.10: a read swap-in gives the pinned page back, and the write copies it (refcount > 1)
+    sim.read(1, a, PAGE_SIZE);
+    assert.equal(sim.pagemap(1, a).folio, id);
+    sim.memset(1, a, 0x22, PAGE_SIZE);
+    assert.notEqual(sim.pagemap(1, a).folio, id);
+    assert.deepEqual(sim.pinContent(buf), [[0x11, 1]], 'the pin lost the page');
+  }
+});
+
+test('a clean page already in the swap cache is swapped out again: its PTE points to the old slot, the folio is freed', () => {
+  const { sim, a } = swapped({}, 'v6.2');
+  sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+  const slot = (pte(sim, 1, a) as { slot: number }).slot;
+  sim.read(1, a, PAGE_SIZE); // a read fault: mapped R/O, still in the swap cache
+  const id = sim.pagemap(1, a).folio;
+  assert.equal(sim.state.folios.get(id).swapSlot, slot);
+  sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+  assert.equal(sim.pagemap(1, a).swapped, true);
+  assert.equal((pte(sim, 1, a) as { slot: number }).slot, slot);
+  assert.equal(sim.state.folios.get(id), undefined);
+  assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[0x11, 1]]);
 });
 
 test('without swap (swap=false) MADV_PAGEOUT leaves the page present', () => {
