@@ -71,9 +71,11 @@ export function madvise(k: Ctx, p: Proc, addr: number, len: number, advice: numb
 
 /**
  * MADV_PAGEOUT (madvise_cold_or_pageout_pte_range, v6.2): only folios mapped exactly once are
- * reclaimed. A PMD-mapped THP fully in range is reclaimed whole (its PMD is split into swap PTEs);
- * a PTE-mapped large folio is first split into small folios (split_huge_page, which fails when
- * something holds extra references). Page-cache pages are left alone.
+ * reclaimed. A PMD-mapped THP is left alone (PMD and all) when anything else maps it or holds it;
+ * fully in range it is reclaimed whole (its PMD is split into swap PTEs), partly in range it is
+ * split into small folios first. A PTE-mapped large folio is split into small folios
+ * (split_huge_page, which fails when something holds extra references). Page-cache pages and the
+ * huge zeropage are left alone.
  */
 function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
   const mm = p.mm;
@@ -91,17 +93,23 @@ function madvisePageout(k: Ctx, p: Proc, addr: number, len: number): number {
     const pv = pmdVpnOf(vpn);
     const leaf = mm.pmd.get(pv);
     if (leaf) {
-      if (leaf.t === 'thp' && vpn === pv && vpn + HPAGE_PMD_NR <= vpnOf(end)) {
-        const f = folio(k, leaf.folio);
-        if (folioMapcount(f) === 1 && f.refcount === 1) {
-          splitHugePmd(k, mm, pv);
-          const vpns = Array.from({ length: HPAGE_PMD_NR }, (_, i) => pv + i);
-          reclaimFolio(k, f, { mm, vpns });
-        }
-        vpn += HPAGE_PMD_NR;
+      const next = Math.min(pv + HPAGE_PMD_NR, vpnOf(end));
+      // the huge zeropage, a THP something else maps too ("do not interfere with other mappings
+      // of this folio"), or one that cannot be split (references besides this mapping): left alone
+      const f = leaf.t === 'thp' ? folio(k, leaf.folio) : null;
+      if (!f || folioMapcount(f) !== 1 || f.refcount !== 1) {
+        vpn = next;
         continue;
       }
       splitHugePmd(k, mm, pv);
+      if (vpn === pv && next === pv + HPAGE_PMD_NR) {
+        // the whole THP: reclaimed as one folio (its PMD becomes 512 swap PTEs)
+        const vpns = Array.from({ length: HPAGE_PMD_NR }, (_, i) => pv + i);
+        reclaimFolio(k, f, { mm, vpns });
+        vpn = next;
+        continue;
+      }
+      // part of it: split_folio(), then the pages in range one by one (below)
     }
     const pte = mm.pte.get(vpn);
     if (pte?.t === 'page') {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HPAGE_PMD_NR, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
-import { anon, clearEvents, has, mkSim, pagePte, pte, thpArea } from './helpers.ts';
+import { anon, clearEvents, has, mkSim, pagePte, pmd, pte, thpArea } from './helpers.ts';
 
 function swapped(machine = {}, kernel = 'v6.2') {
   const sim = mkSim(kernel, machine);
@@ -189,4 +189,31 @@ test('munmap of a swap PTE frees the swap slot', () => {
   assert.equal(sim.state.swap.size, 1);
   sim.munmap(1, a, PAGE_SIZE);
   assert.equal(sim.state.swap.size, 0);
+});
+
+test('MADV_PAGEOUT of part of a PMD-mapped THP: split and paged out when only this mapping holds it; left whole when another process maps it or a reference holds it', () => {
+  // only this mapping: the pages in range go, the others stay present
+  const sim = mkSim('latest');
+  const t = thpArea(sim);
+  sim.memset(1, t, 1, PMD_SIZE);
+  assert.equal(sim.madvise(1, t + PMD_SIZE / 2, PMD_SIZE / 2, MADV_PAGEOUT), 0);
+  assert.equal(pmd(sim, 1, t), undefined);
+  assert.equal(pte(sim, 1, t)?.t, 'page');
+  assert.equal(pte(sim, 1, t + PMD_SIZE / 2)?.t, 'swap');
+  // a child maps the first half: the parent's PMD stays, nothing is swapped
+  const shared = mkSim('latest');
+  const u = thpArea(shared);
+  shared.memset(1, u, 1, PMD_SIZE);
+  const c = shared.fork(1);
+  assert.equal(shared.munmap(c, u + PMD_SIZE / 2, PMD_SIZE / 2), 0);
+  assert.equal(shared.madvise(1, u + PMD_SIZE / 2, PMD_SIZE / 2, MADV_PAGEOUT), 0);
+  assert.ok(pmd(shared, 1, u), 'the PMD is not split');
+  assert.equal(shared.pagemap(1, u + PMD_SIZE / 2).swapped, false);
+  // a FOLL_GET reference on one page: the THP cannot be split, so it stays PMD-mapped
+  const held = mkSim('latest');
+  const w = thpArea(held);
+  held.memset(1, w, 1, PMD_SIZE);
+  held.vmsplice(1, held.pipe(), w, PAGE_SIZE);
+  assert.equal(held.madvise(1, w + PMD_SIZE / 2, PAGE_SIZE, MADV_PAGEOUT), 0);
+  assert.ok(pmd(held, 1, w));
 });
