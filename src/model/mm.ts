@@ -429,9 +429,10 @@ export function mremapFixed(k: Ctx, p: Proc, oldAddr: number, len: number, newAd
 
 /**
  * copy_page_range() for one VMA. Page tables are copied only if the VMA has an anon_vma
- * (otherwise the child faults lazily). With fork-copy-pinned (5.9+), an anonymous page that may be
- * pinned (MMF_HAS_PINNED and folio_maybe_dma_pinned) is copied for the child right away, since
- * anon-exclusive (5.19) only an exclusive one; hugetlb pages only with fork-copy-pinned-hugetlb
+ * (otherwise the child faults lazily). With fork-copy-pinned (5.9+), a page of a COW mapping that
+ * may be pinned (MMF_HAS_PINNED and folio_maybe_dma_pinned) is copied for the child right away:
+ * any page until 5.18 (a page-cache page of a private file mapping too), since anon-exclusive
+ * (5.19) only an exclusive anonymous one; hugetlb pages only with fork-copy-pinned-hugetlb
  * (5.12). Any other anonymous page loses PG_anon_exclusive and is shared, write-protected in both.
  * Returns 0, or -ENOMEM when no huge page is left for the copy of a pinned hugetlb page
  * (copy_hugetlb_page_range(): the copy is allocated without a reservation, so only free pages that
@@ -441,12 +442,14 @@ function copyVma(k: Ctx, parent: Proc, child: Proc, v: Vma): number {
   const src = parent.mm;
   const dst = child.mm;
   const cow = isCowMapping(v.flags);
-  // page_needs_cow_for_dma() (+ PageAnonExclusive from 5.19: a shared page cannot be pinned)
+  // page_needs_cow_for_dma() in a COW mapping; from 5.19 (fb3d824d1a46, with anon-exclusive) only
+  // for an exclusive anonymous page (a shared one cannot be pinned), before for any page, so a
+  // pinned page-cache page of a private file mapping was copied for the child too
   const copyForChild = (f: Folio, unit: number, hugetlb: boolean) =>
     k.sw['fork-copy-pinned'] &&
     (!hugetlb || k.sw['fork-copy-pinned-hugetlb']) &&
-    f.kind === 'anon' &&
-    (!k.sw['anon-exclusive'] || f.exclusiveAt(unit)) &&
+    cow &&
+    (k.sw['anon-exclusive'] ? f.kind === 'anon' && f.exclusiveAt(unit) : true) &&
     src.hasPinned &&
     folioMaybeDmaPinned(f);
   if (v.hugetlb) {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EFAULT, MADV_NOHUGEPAGE, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_READ } from '../../src/model/constants.ts';
+import { EFAULT, MADV_NOHUGEPAGE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_READ } from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
 import type { SwitchName } from '../../src/model/profile.ts';
 import { Sim } from '../../src/model/sim.ts';
@@ -415,4 +415,23 @@ test('v5.7: a write to a shared THP in a VMA that no longer allows THP copies it
   assert.equal(pmd(z, 1, h), undefined);
   assert.equal(pte(z, 1, h)?.t, 'zero');
   assert.equal(pte(z, 1, h + PAGE_SIZE)?.t, 'page');
+});
+
+test('fork of a pinned page-cache page in a private file mapping: copied for the child on 5.9-5.18 (no PageAnon check yet), shared on 5.19-6.1, unshared by the pin itself from 6.2', () => {
+  const childSees = (kernel: string) => {
+    const sim = mkSim(kernel);
+    const fd = sim.memfdCreate();
+    sim.fallocate(fd, 2 * PAGE_SIZE);
+    sim.pwrite(fd, 0, 2 * PAGE_SIZE, 7);
+    const a = sim.mmap(1, { len: 2 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE, file: fd });
+    sim.memset(1, a, 1, PAGE_SIZE); // an anonymous page: the VMA gets an anon_vma, fork copies it
+    sim.read(1, a + PAGE_SIZE, PAGE_SIZE); // the page-cache page, mapped R/O
+    assert.ok(sim.vfioMapDma(1, a + PAGE_SIZE, PAGE_SIZE, false) > 0, kernel);
+    const c = sim.fork(1);
+    sim.pwrite(fd, PAGE_SIZE, PAGE_SIZE, 9);
+    return (sim.read(c, a + PAGE_SIZE, PAGE_SIZE) as number[][])[0][0];
+  };
+  for (const kernel of ['v5.9', 'v5.12', 'v5.18']) assert.equal(childSees(kernel), 7, kernel);
+  for (const kernel of ['v5.19', 'v6.1']) assert.equal(childSees(kernel), 9, kernel);
+  for (const kernel of ['v6.2', 'latest']) assert.equal(childSees(kernel), 7, kernel);
 });
