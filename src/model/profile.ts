@@ -194,6 +194,17 @@ export const SWITCHES = {
     commits: ['e88e0d366f9c tmpfs: trivial support for direct IO'],
     since: 'v6.6',
   },
+  'swapin-map-writable': {
+    summary:
+      'a read fault that swaps in an exclusive page maps it writable (clean) when the VMA is writable and soft-dirty tracking does not want the write fault; before, R/O, and the next write took a fault that reused it',
+    where: 'do_swap_page',
+    commits: [
+      'c18160dba5ff mm: swap: reuse exclusive folio directly instead of wp page faults',
+      '20dfa5b7adc5 mm: set pte writable while pte_soft_dirty() is true in do_swap_page()',
+    ],
+    since: 'v6.11',
+    requires: ['anon-exclusive'],
+  },
   mthp: {
     summary:
       'anonymous faults may allocate multi-size THPs (16 KiB up to below the PMD size), PTE-mapped, with per-size settings in transparent_hugepage/hugepages-<N>kB/enabled',
@@ -270,7 +281,7 @@ export const PROFILES: readonly Profile[] = [
     'v6.5',
     'Linux 6.5: zeropage pins take no reference; long-term write pins of dirty-tracked file pages refused; 6.6-6.7 are v6.5+shmem-odirect',
   ),
-  profile('v6.8', 'v6.8', 'Linux 6.8-6.12: multi-size anonymous THP (mTHP)'),
+  profile('v6.8', 'v6.8', 'Linux 6.8-6.10: multi-size anonymous THP (mTHP); 6.11-6.12 are v6.8+swapin-map-writable'),
   profile('v6.13', 'v6.13', 'Linux 6.13: a write or unshare fault on the huge zeropage allocates a THP'),
   profile('v6.15', 'v6.15', 'Linux 6.15-6.17: PTE-mapped THPs can be reused; FOLL_FORCE writes to R/O hugetlb allowed again (6.14)'),
   profile('latest', 'v6.18', "Linux 6.18, this machine's kernel (same rules as v6.15)"),

@@ -5,7 +5,7 @@
  * cache. Which pages reclaim may unmap: reclaimFolio.
  */
 import { FAULT_FLAG_WRITE, PAGE_SIZE, VM_WRITE } from './constants.ts';
-import { type FaultResult, reuseSwapPage } from './fault.ts';
+import { type FaultResult, reuseSwapPage, vmaSoftDirtyEnabled } from './fault.ts';
 import { allocFolio, bug, type Ctx, emitMm, folio, folioMapcount, folioMaybeDmaPinned, mapPte, putRef } from './kernel.ts';
 import { ownTable } from './table.ts';
 import type { Folio, Mm, SwapPte, Vma } from './types.ts';
@@ -110,7 +110,8 @@ function anyExclusive(f: Folio): boolean {
  * do_swap_page(): find the page in the swap cache or read it in (into the swap cache), then:
  * - no-reuse-swap-page (5.18+): the page is mapped exclusive if the swap PTE carried the exclusive
  *   marker (anon-exclusive) or if no other reference remains after a write fault dropped the swap
- *   cache; exclusive + write fault maps it writable, otherwise R/O and do_wp_page decides;
+ *   cache; exclusive + write fault maps it writable (a read fault too with swapin-map-writable,
+ *   6.11+), otherwise R/O and do_wp_page decides;
  * - before (<= 5.17): a write fault asks reuse_swap_page() before the swap entry is freed
  *   (mappings + swap entries, the refcount ignored) and maps the page writable when it says yes;
  *   a read fault maps it R/O and leaves it in the swap cache.
@@ -150,8 +151,15 @@ export function swapIn(k: Ctx, mm: Mm, vma: Vma, vpn: number, pte: Readonly<Swap
   }
   mapPte(k, f.id, 0);
   if (exclusive) f.setExclusive(0, true);
-  const writable = exclusive && write && (vma.flags & VM_WRITE) !== 0;
-  mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: writable, dirty: writable, softDirty: pte.softDirty || writable });
+  // an exclusive page is mapped writable on a write fault (maybe_mkwrite), and from
+  // swapin-map-writable (6.11) on a read fault too, unless soft-dirty tracking wants the fault
+  // (pte_needs_soft_dirty_wp); dirty only on a write fault
+  const writable =
+    exclusive &&
+    (vma.flags & VM_WRITE) !== 0 &&
+    (write || (k.sw['swapin-map-writable'] && !(vmaSoftDirtyEnabled(k, vma) && !pte.softDirty)));
+  const dirty = writable && write;
+  mm.pte.set(vpn, { t: 'page', folio: f.id, off: 0, write: writable, dirty, softDirty: pte.softDirty || dirty });
   if (k.trace) emitMm(k, mm, exclusive ? 'swap in (exclusive)' : 'swap in (shared)', vpn * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
 }

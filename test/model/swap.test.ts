@@ -217,3 +217,21 @@ test('MADV_PAGEOUT of part of a PMD-mapped THP: split and paged out when only th
   assert.equal(held.madvise(1, w + PMD_SIZE / 2, PAGE_SIZE, MADV_PAGEOUT), 0);
   assert.ok(pmd(held, 1, w));
 });
+
+test('swapin-map-writable (6.11): a read fault maps an exclusive swapped-in page writable and clean, unless soft-dirty tracking wants the fault', () => {
+  const readBack = (kernel: string, machine = {}, clear = false) => {
+    const sim = mkSim(kernel, machine);
+    const a = anon(sim, PAGE_SIZE);
+    sim.memset(1, a, 0x11, PAGE_SIZE);
+    if (clear) sim.clearSoftDirty(1);
+    sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+    sim.read(1, a, PAGE_SIZE);
+    const p = pagePte(sim, 1, a);
+    return [p.write, p.dirty];
+  };
+  assert.deepEqual(readBack('latest', { softDirty: false }), [true, false]);
+  assert.deepEqual(readBack('v6.8', { softDirty: false }), [false, false], 'before 6.11: R/O');
+  // soft-dirty on and the page clean since clear_refs: the write must fault to be tracked
+  assert.deepEqual(readBack('latest', { softDirty: true }, true), [false, false]);
+  assert.deepEqual(readBack('latest', { softDirty: true }), [true, false], 'soft-dirty set: no fault needed');
+});
