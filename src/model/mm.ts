@@ -296,9 +296,21 @@ function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
 }
 
 /**
+ * can_change_pmd_writable() (6.2, c27f479ef542): the same for a PMD-mapped THP, an exclusive
+ * anonymous one (the huge zeropage never); with mprotect-upgrade-anon-pmd only.
+ */
+function canChangePmdWritable(k: Ctx, v: Vma, pv: number, mm: Mm): boolean {
+  const leaf = mm.pmd.get(pv);
+  if (leaf?.t !== 'thp' || !k.sw['mprotect-upgrade-anon-pmd'] || vmaIsShared(v)) return false;
+  if (vmaSoftDirtyEnabled(k, v) && !leaf.softDirty) return false;
+  const f = folio(k, leaf.folio);
+  return f.kind === 'anon' && f.exclusiveAt(0);
+}
+
+/**
  * mprotect() (do_mprotect_pkey): removing write permission write-protects every entry; adding it
- * upgrades PTEs that can_change_pte_writable() allows. PMD leaves and hugetlb entries are not
- * upgraded (the write fault will do it; see docs/model.md for the v6.2 PMD upgrade left out).
+ * upgrades PTEs that can_change_pte_writable() allows and PMD leaves that can_change_pmd_writable()
+ * allows. hugetlb entries are not upgraded (the write fault will do it).
  * The range must start inside a VMA (else ENOMEM, nothing changed); VMAs are then changed in
  * order until a hole (ENOMEM) or a VMA that may not become writable (EACCES: no VM_MAYWRITE),
  * and the ones before it keep their new protection.
@@ -334,6 +346,10 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
         else if (!hadWrite && canChangePteWritable(k, v, vpn, mm)) write = true;
         if (write !== pte.write) mm.pte.set(vpn, { ...pte, write });
       }
+    }
+    if (wantWrite && !hadWrite) {
+      for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end)))
+        if (canChangePmdWritable(k, v, pv, mm)) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: true });
     }
     if (!wantWrite) {
       for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end))) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: false });

@@ -129,6 +129,14 @@ export const SWITCHES = {
     since: 'v6.0',
     requires: ['anon-exclusive'],
   },
+  'mprotect-upgrade-anon-pmd': {
+    summary:
+      'mprotect(PROT_WRITE) maps an exclusive anonymous PMD-mapped THP writable at once too (before, its PMD waited for the write fault)',
+    where: 'change_huge_pmd, can_change_pmd_writable',
+    commits: ['c27f479ef542 mm/huge_memory: try avoiding write faults when changing PMD protection'],
+    since: 'v6.2',
+    requires: ['mprotect-upgrade-anon'],
+  },
   'unshare-fault-noanon': {
     summary:
       'FAULT_FLAG_UNSHARE breaks COW on anything mapped R/O in a COW mapping (page cache, shared zeropage, huge zeropage, hugetlb page cache), mapping an exclusive anonymous copy R/O; before, an unshare fault on a non-anonymous page did nothing',

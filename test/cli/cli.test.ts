@@ -69,7 +69,7 @@ test('diff: the cases that change from v6.1 to v6.2 and the switch responsible; 
   assert.equal(r.code, 1);
   assert.match(
     r.out,
-    /^v6\.1 -> v6\.2\nswitches that differ: unshare-fault-noanon \(8d6a0ac09a16; v6\.2\), gup-unshare-noanon \(84209e87c696; v6\.2\), hugetlb-no-force-write/,
+    /^v6\.1 -> v6\.2\nswitches that differ: mprotect-upgrade-anon-pmd \(c27f479ef542; v6\.2\), unshare-fault-noanon \(8d6a0ac09a16; v6\.2\), gup-unshare-noanon \(84209e87c696; v6\.2\), hugetlb-no-force-write/,
   );
   assert.match(r.out, /12 cases change:/);
   const lines = r.out.split('\n').filter((l) => /^ +\d+ /.test(l));
@@ -78,7 +78,7 @@ test('diff: the cases that change from v6.1 to v6.2 and the switch responsible; 
   const same = cli(['diff', '--kernel', 'v6.1+seed', '--kernel', 'v6.2', '--json']);
   assert.equal(same.code, 0);
   assert.deepEqual(JSON.parse(same.out).changes, []);
-  assert.deepEqual(JSON.parse(same.out).differing, ['hugetlb-no-force-write']);
+  assert.deepEqual(JSON.parse(same.out).differing, ['mprotect-upgrade-anon-pmd', 'hugetlb-no-force-write']);
 });
 
 test('bisect: the first profile where a case passes, and the switch that made it pass', () => {

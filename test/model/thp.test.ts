@@ -180,3 +180,27 @@ test('MADV_COLLAPSE of small pages and holes (no MADV_HUGEPAGE needed) builds a 
   ]);
   assert.equal(sim.state.folios.size, 1);
 });
+
+test('mprotect-upgrade-anon-pmd (6.2): mprotect(RW) maps an exclusive PMD-mapped THP writable at once; not a shared one, not before 6.2, not the huge zeropage', () => {
+  const upgraded = (kernel: string, fork: boolean) => {
+    const sim = mkSim(kernel, { softDirty: false });
+    const t = thpArea(sim);
+    sim.memset(1, t, 1, PMD_SIZE);
+    if (fork) sim.fork(1);
+    sim.mprotect(1, t, PMD_SIZE, PROT_READ);
+    sim.mprotect(1, t, PMD_SIZE, RW);
+    assert.ok(pmd(sim, 1, t), `${kernel}: still PMD-mapped`);
+    return pmd(sim, 1, t)!.write;
+  };
+  assert.equal(upgraded('v6.2', false), true);
+  assert.equal(upgraded('latest', false), true);
+  assert.equal(upgraded('v6.1', false), false, 'before 6.2 the write fault does it');
+  assert.equal(upgraded('latest', true), false, 'shared with a child: not exclusive');
+  const z = mkSim('latest', { softDirty: false });
+  const h = thpArea(z);
+  z.read(1, h, PAGE_SIZE);
+  z.mprotect(1, h, PMD_SIZE, PROT_READ);
+  z.mprotect(1, h, PMD_SIZE, RW);
+  assert.equal(pmd(z, 1, h)?.t, 'hugezero');
+  assert.equal(pmd(z, 1, h)?.write, false);
+});
