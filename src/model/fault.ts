@@ -345,6 +345,8 @@ function wpCanReuseAnon(k: Ctx, mm: Mm, pte: Readonly<PagePte>): boolean {
   if (!k.sw['wp-reuse-refcount']) reuse = reuseSwapPage(k, f);
   else if (!k.sw['no-reuse-swap-page']) reuse = f.refcount === 1;
   else if (k.sw['pte-thp-reuse'] && f.nr > 1) reuse = largeFolioOwnedBy(mm, f);
+  // 781a3ca5c345 (6.9): a page of a large folio is never reused, the folio can go sooner
+  else if (k.sw['wp-no-large-reuse'] && f.nr > 1) reuse = false;
   else {
     reuse = false;
     const swapRefs = f.swapSlot >= 0 ? 1 : 0;
@@ -376,9 +378,11 @@ export function reuseSwapPage(k: Ctx, f: Folio): boolean {
 /**
  * __wp_can_reuse_large_anon_folio() (6.15): every reference of the folio is a mapping (no GUP
  * reference, pin or swap cache), and all those mappings belong to this mm (the MM owner tracking).
+ * A folio mapped only once is not reused ("let's just free up a large folio").
  */
 function largeFolioOwnedBy(mm: Mm, f: Folio): boolean {
   const maps = folioMapcount(f);
+  if (maps <= 1) return false;
   if (f.refcount !== maps || f.swapSlot >= 0) return false;
   let own = 0;
   for (const p of mm.pte.values()) if (p.t === 'page' && p.folio === f.id) own++;

@@ -273,8 +273,8 @@ export function getUserPagesSlow(k: Ctx, mm: Mm, start: number, nrPages: number,
 
 /**
  * GUP-fast (gup_pte_range/gup_huge_pmd without the mmap lock and without VMAs): stops at the first
- * entry it may not take: none or swap, special PTEs (the shared zeropage), FOLL_WRITE on a R/O
- * entry, or a R/O entry where gup_must_unshare(NULL, ...) is true.
+ * entry it may not take: none or swap, PROT_NONE, special PTEs (the shared zeropage), FOLL_WRITE on
+ * a R/O entry, or a R/O entry where gup_must_unshare(NULL, ...) is true.
  */
 function getUserPagesFast(k: Ctx, mm: Mm, start: number, nrPages: number, flags: number, runs: PageRun[]): number {
   let done = 0;
@@ -282,6 +282,9 @@ function getUserPagesFast(k: Ctx, mm: Mm, start: number, nrPages: number, flags:
     const addr = start + done * PAGE_SIZE;
     const vma = findVma(mm, addr);
     if (!vma) break; // (the walk itself would just find no page table)
+    // pte_protnone / pte_access_permitted: the entries of a PROT_NONE mapping carry no access
+    // (the model keeps protection in the VMA): left to the slow path, whose check_vma_flags refuses
+    if (!(vma.flags & (VM_READ | VM_WRITE))) break;
     const e = lookup(mm, vma, addr);
     const vpn = Math.floor(addr / PAGE_SIZE);
     let run: PageRun;

@@ -202,6 +202,14 @@ export const SWITCHES = {
     commits: ['e88e0d366f9c tmpfs: trivial support for direct IO'],
     since: 'v6.6',
   },
+  'wp-no-large-reuse': {
+    summary:
+      'a write or unshare fault never reuses a page of a PTE-mapped large folio that is not PG_anon_exclusive: it copies, and the large folio can be freed sooner (until pte-thp-reuse, 6.15, decides by the MM owner instead)',
+    where: 'wp_can_reuse_anon_folio',
+    commits: ['781a3ca5c345 mm: prohibit the last subpage from reusing the entire large folio'],
+    since: 'v6.9',
+    requires: ['no-reuse-swap-page'],
+  },
   'swapin-map-writable': {
     summary:
       'a read fault that swaps in an exclusive page maps it writable (clean) when the VMA is writable and soft-dirty tracking does not want the write fault; before, R/O, and the next write took a fault that reused it',
@@ -289,7 +297,11 @@ export const PROFILES: readonly Profile[] = [
     'v6.5',
     'Linux 6.5: zeropage pins take no reference; long-term write pins of dirty-tracked file pages refused; 6.6-6.7 are v6.5+shmem-odirect',
   ),
-  profile('v6.8', 'v6.8', 'Linux 6.8-6.10: multi-size anonymous THP (mTHP); 6.11-6.12 are v6.8+swapin-map-writable'),
+  profile(
+    'v6.8',
+    'v6.8',
+    'Linux 6.8: multi-size anonymous THP (mTHP); 6.9-6.10 are v6.8+wp-no-large-reuse, 6.11-6.12 also +swapin-map-writable',
+  ),
   profile('v6.13', 'v6.13', 'Linux 6.13: a write or unshare fault on the huge zeropage allocates a THP'),
   profile('v6.15', 'v6.15', 'Linux 6.15-6.17: PTE-mapped THPs can be reused; FOLL_FORCE writes to R/O hugetlb allowed again (6.14)'),
   profile('latest', 'v6.18', "Linux 6.18, this machine's kernel (same rules as v6.15)"),

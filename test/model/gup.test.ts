@@ -10,6 +10,7 @@ import {
   GUP_PIN_COUNTING_BIAS,
   MAP_SHARED,
   PAGE_SIZE,
+  PROT_NONE,
   PROT_READ,
 } from '../../src/model/constants.ts';
 import { gup } from '../../src/model/gup.ts';
@@ -177,4 +178,13 @@ test('FOLL_FORCE|FOLL_WRITE is refused on a shared mapping without VM_WRITE', ()
   sim.fallocate(fd, PAGE_SIZE);
   const a = sim.mmap(1, { len: PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED, file: fd });
   assert.equal(gup(sim.k, sim.state.procs.get(1).mm, a, 1, FOLL_GET | FOLL_WRITE | FOLL_FORCE, false).nr, -EFAULT);
+});
+
+test('GUP-fast leaves a PROT_NONE mapping to the slow path, which refuses it (pte_protnone): vmsplice and a fast R/O pin fail with EFAULT', () => {
+  const sim = mkSim('latest');
+  const a = anon(sim, PAGE_SIZE);
+  sim.memset(1, a, 1, PAGE_SIZE);
+  assert.equal(sim.mprotect(1, a, PAGE_SIZE, PROT_NONE), 0);
+  assert.equal(sim.vmsplice(1, sim.pipe(), a, PAGE_SIZE), -EFAULT);
+  assert.equal(sim.gupTestStart(1, a, PAGE_SIZE, false, true), -EFAULT);
 });

@@ -5,7 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EFAULT, MADV_NOHUGEPAGE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_READ } from '../../src/model/constants.ts';
+import {
+  EFAULT,
+  MADV_DONTNEED,
+  MADV_NOHUGEPAGE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PAGE_SIZE,
+  PMD_SIZE,
+  PROT_READ,
+} from '../../src/model/constants.ts';
 import { SEED_MACHINE } from '../../src/model/machine.ts';
 import type { SwitchName } from '../../src/model/profile.ts';
 import { Sim } from '../../src/model/sim.ts';
@@ -434,4 +443,28 @@ test('fork of a pinned page-cache page in a private file mapping: copied for the
   for (const kernel of ['v5.9', 'v5.12', 'v5.18']) assert.equal(childSees(kernel), 7, kernel);
   for (const kernel of ['v5.19', 'v6.1']) assert.equal(childSees(kernel), 9, kernel);
   for (const kernel of ['v6.2', 'latest']) assert.equal(childSees(kernel), 7, kernel);
+});
+
+test('a write to a page of a PTE-mapped mTHP that fork made non-exclusive, after the child exited: reused by refcount on 6.8, copied from 6.9 (wp-no-large-reuse); from 6.15 reused when this mm maps two or more of its pages (pte-thp-reuse), copied when it maps one', () => {
+  const machine = { ...SEED_MACHINE, thpSizes: [64 << 10, PMD_SIZE] };
+  const outcome = (kernel: string, keep: number) => {
+    const sim = new Sim(profile(kernel), machine, { trace: true });
+    sim.setThpMode(64 << 10, 'always');
+    const a = anon(sim, PMD_SIZE);
+    sim.memset(1, a, 1, 64 << 10);
+    const f = folioAt(sim, 1, a);
+    assert.equal(sim.state.folios.get(f).nr, 16, kernel);
+    sim.madvise(1, a + keep * PAGE_SIZE, (16 - keep) * PAGE_SIZE, MADV_DONTNEED);
+    const c = sim.fork(1);
+    sim.exit(c, 0);
+    sim.wait(c);
+    sim.memset(1, a, 2, PAGE_SIZE);
+    return folioAt(sim, 1, a) === f ? 'reuse' : 'copy';
+  };
+  assert.equal(outcome('v6.8', 1), 'reuse');
+  assert.equal(outcome('v6.8', 2), 'copy', 'refcount 2: not reused by refcount');
+  assert.equal(outcome('v6.13', 1), 'copy');
+  assert.equal(outcome('v6.13', 2), 'copy');
+  assert.equal(outcome('latest', 1), 'copy');
+  assert.equal(outcome('latest', 2), 'reuse');
 });

@@ -37,7 +37,12 @@ test('profiles from v5.7 to latest, each with every switch, switches only ever a
     Object.keys(SWITCHES).filter(
       (s) => !findProfile(a)!.switches[s as keyof typeof SWITCHES] && findProfile(b)!.switches[s as keyof typeof SWITCHES],
     );
-  assert.deepEqual(on('v6.1', 'v6.2'), ['mprotect-upgrade-anon-pmd', 'unshare-fault-noanon', 'gup-unshare-noanon', 'hugetlb-no-force-write']);
+  assert.deepEqual(on('v6.1', 'v6.2'), [
+    'mprotect-upgrade-anon-pmd',
+    'unshare-fault-noanon',
+    'gup-unshare-noanon',
+    'hugetlb-no-force-write',
+  ]);
   // gup-force-cow lives in v5.8 only; hugetlb-no-force-write from v6.2 to v6.13
   assert.deepEqual(
     PROFILES.filter((p) => p.switches['gup-force-cow']).map((p) => p.name),
