@@ -513,10 +513,14 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
     ownHuge(mm).set(hv, { ...leaf, write: true, dirty: true });
     return 'ok';
   }
+  // 052ccfbcc6cd (6.14): a FOLL_FORCE write into a R/O mapping leaves the entry R/O
+  // (set_huge_ptep_maybe_writable; GUP then follows it as can_follow_write_pmd allows); before
+  // f347454d0341 (6.2) such a write made it writable
+  const writable = !k.sw['hugetlb-wp-maybe-writable'] || (vma.flags & VM_WRITE) !== 0;
   const old = folio(k, leaf.folio);
   if (old.kind === 'anon' && pageMapcount(old, 0) === 1) {
     old.setExclusive(0, true);
-    if (!unshare) ownHuge(mm).set(hv, { ...leaf, write: true, dirty: true });
+    if (!unshare) ownHuge(mm).set(hv, { ...leaf, write: leaf.write || writable, dirty: true });
     if (k.trace) emitMm(k, mm, unshare ? 'hugetlb unshare: reuse' : 'hugetlb: reuse', hv * PAGE_SIZE, `folio ${old.id}`);
     return 'ok';
   }
@@ -529,7 +533,7 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   f.setData(0, old.dataAt(0));
   f.setExclusive(0, true);
   mapEntire(k, f.id);
-  ownHuge(mm).set(hv, { folio: f.id, write: !unshare, dirty: !unshare });
+  ownHuge(mm).set(hv, { folio: f.id, write: !unshare && writable, dirty: !unshare });
   unmapEntire(k, old.id);
   if (k.trace) emitMm(k, mm, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
   return 'ok';

@@ -161,6 +161,13 @@ export const SWITCHES = {
     since: 'v6.2',
     until: 'v6.14 (052ccfbcc6cd mm/hugetlb: support FOLL_FORCE|FOLL_WRITE)',
   },
+  'hugetlb-wp-maybe-writable': {
+    summary:
+      'a FOLL_FORCE write fault on a R/O private hugetlb mapping (allowed again from 6.14) maps the exclusive page R/O, and GUP follows it anyway (can_follow_write_pmd); before 6.2 the same fault mapped it writable in the R/O mapping',
+    where: 'hugetlb_wp (set_huge_ptep_maybe_writable)',
+    commits: ['052ccfbcc6cd mm/hugetlb: support FOLL_FORCE|FOLL_WRITE'],
+    since: 'v6.14',
+  },
   'zeropage-pin-noref': {
     summary: 'pinning the shared zeropage leaves its refcount alone (unpin ignores it); before, each pin added GUP_PIN_COUNTING_BIAS',
     where: 'try_grab_folio, unpin_user_page',

@@ -188,3 +188,22 @@ test('GUP-fast leaves a PROT_NONE mapping to the slow path, which refuses it (pt
   assert.equal(sim.vmsplice(1, sim.pipe(), a, PAGE_SIZE), -EFAULT);
   assert.equal(sim.gupTestStart(1, a, PAGE_SIZE, false, true), -EFAULT);
 });
+
+test('FOLL_FORCE|FOLL_WRITE on a R/O private hugetlb mapping shared after fork: v6.1 copies into a writable entry, latest (hugetlb-wp-maybe-writable) into a R/O one that GUP follows anyway', () => {
+  for (const [kernel, writable] of [
+    ['v6.1', true],
+    ['latest', false],
+  ] as const) {
+    const sim = mkSim(kernel);
+    const a = hugetlbAnon(sim, HUGE_2M, PROT_READ);
+    sim.read(1, a, PAGE_SIZE);
+    const old = sim.pagemap(1, a).folio;
+    sim.fork(1);
+    const r = gup(sim.k, sim.state.procs.get(1).mm, a, 1, FOLL_GET | FOLL_WRITE | FOLL_FORCE, false);
+    assert.equal(r.nr, 1, kernel);
+    const now = sim.pagemap(1, a).folio;
+    assert.notEqual(now, old, `${kernel}: the forced write copied the shared page`);
+    assert.equal(r.runs[0].folio, now);
+    assert.equal(sim.state.procs.get(1).mm.huge.values()[0].write, writable, kernel);
+  }
+});
