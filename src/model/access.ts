@@ -62,7 +62,9 @@ export function access(k: Ctx, p: Proc, addr: number, token?: Token): Token | Si
   const mm = p.mm;
   const v = findVma(mm, addr);
   const write = token !== undefined;
-  if (!v || !(v.flags & (write ? VM_WRITE : VM_READ))) return 'SIGSEGV';
+  // x86's access_error(): a write needs VM_WRITE; a read any access (vma_is_accessible), so a
+  // PROT_WRITE-only mapping can be read
+  if (!v || !(v.flags & (write ? VM_WRITE : VM_READ | VM_WRITE))) return 'SIGSEGV';
   for (let tries = 0; tries < 6; tries++) {
     const vpn = Math.floor(addr / PAGE_SIZE);
     if (pteLevel(mm, v, vpn)) {

@@ -130,7 +130,7 @@ function doHugePmdAnonymousPage(k: Ctx, mm: Mm, vma: Vma, pv: number, flags: num
       mm.hugeZeroRef = true;
       k.s.hugeZeroRefs++;
     }
-    ownPmd(mm).set(pv, { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: true });
+    ownPmd(mm).set(pv, { t: 'hugezero', folio: HUGE_ZERO_FOLIO, write: false, dirty: false, softDirty: false });
     emitMm(k, mm, 'map huge zeropage', pv * PAGE_SIZE);
     return 'ok';
   }
@@ -273,11 +273,13 @@ function handlePteFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): 
 /**
  * do_anonymous_page(): a read fault (or an unshare fault that found nothing) maps the shared
  * zeropage; a write fault allocates a zeroed exclusive page. Where the zeropage is forbidden
- * (mm_forbids_zeropage), a read fault allocates too, mapped writable like after a write.
+ * (mm_forbids_zeropage), a read fault allocates too, mapped writable like after a write. Only a
+ * writable VMA's new page is made writable and dirty (pte_mkwrite(pte_mkdirty()), which on x86
+ * also sets the soft-dirty bit); the zeropage PTE and a FOLL_FORCE write's page stay clean.
  */
 function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultResult {
   if (!(flags & FAULT_FLAG_WRITE) && k.m.zeroPage) {
-    mm.pte.set(vpn, { t: 'zero', softDirty: true });
+    mm.pte.set(vpn, { t: 'zero', softDirty: false });
     emitMm(k, mm, 'map shared zeropage', vpn * PAGE_SIZE);
     return 'ok';
   }
@@ -288,7 +290,8 @@ function doAnonymousPage(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): 
   for (let i = 0; i < nr; i++) {
     f.setExclusive(i, true);
     mapPte(k, f.id, i);
-    mm.pte.set(first + i, { t: 'page', folio: f.id, off: i, write: (vma.flags & VM_WRITE) !== 0, dirty: true, softDirty: true });
+    const w = (vma.flags & VM_WRITE) !== 0;
+    mm.pte.set(first + i, { t: 'page', folio: f.id, off: i, write: w, dirty: w, softDirty: w });
   }
   if (k.trace) emitMm(k, mm, nr > 1 ? `new mTHP (${nr * 4} kB)` : 'new anon page', first * PAGE_SIZE, `folio ${f.id}`);
   return 'ok';
@@ -315,13 +318,16 @@ function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRes
   }
   mapPte(k, cache.id, 0);
   const writable = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0 && (write || !needsWriteNotify(k, vma));
-  mm.pte.set(vpn, { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: true });
+  mm.pte.set(vpn, { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: write });
   if (k.trace) emitMm(k, mm, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
   return 'ok';
 }
 
-/** vma_wants_writenotify(): disk-backed shared mappings track dirtying; shmem does not. */
-function needsWriteNotify(k: Ctx, vma: Vma): boolean {
+/** vma_wants_writenotify(): disk-backed shared mappings track dirtying, shmem does not; any shared
+ *  mapping under soft-dirty tracking (clear_refs cleared VM_SOFTDIRTY) wants the write fault too. */
+export function needsWriteNotify(k: Ctx, vma: Vma): boolean {
+  // soft-dirty tracking wants the write faults too (hugetlb has none)
+  if (vmaSoftDirtyEnabled(k, vma) && !vma.hugetlb) return true;
   return k.s.files.get(vma.file)?.kind === 'disk';
 }
 

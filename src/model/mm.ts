@@ -28,7 +28,7 @@ import {
   VM_SOFTDIRTY,
   VM_WRITE,
 } from './constants.ts';
-import { splitHugePmd, vmaSoftDirtyEnabled } from './fault.ts';
+import { needsWriteNotify, splitHugePmd, vmaSoftDirtyEnabled } from './fault.ts';
 import { createFile } from './files.ts';
 import {
   allocFolio,
@@ -129,9 +129,14 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
     if (!shared && !(a.flags & MAP_NORESERVE)) {
       if (pool.free - pool.resv < need) return -ENOMEM;
       hugetlbPoolAdd(k, hugetlb, 0, need);
-    } else if (shared && fileObj) {
-      let missing = 0;
-      for (let i = 0; i < need; i++) if (fileObj.cache.get((a.offset ?? 0) / hugetlb + i) === undefined) missing++;
+    } else if (shared && !(a.flags & MAP_NORESERVE)) {
+      // a shared mapping needs the pages its file does not have yet (all of them for
+      // MAP_ANONYMOUS, whose file hugetlb_file_setup makes now)
+      let missing = need;
+      if (fileObj) {
+        missing = 0;
+        for (let i = 0; i < need; i++) if (fileObj.cache.get((a.offset ?? 0) / hugetlb + i) === undefined) missing++;
+      }
       if (pool.free - pool.resv < missing) return -ENOMEM;
     }
   }
@@ -292,7 +297,7 @@ function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
     const f = folio(k, pte.folio);
     return f.kind === 'anon' && f.exclusiveAt(pte.off);
   }
-  return pte.dirty || k.s.files.get(v.file)?.kind !== 'disk';
+  return pte.dirty || !needsWriteNotify(k, v);
 }
 
 /**
@@ -350,6 +355,10 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
     if (wantWrite && !hadWrite) {
       for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end)))
         if (canChangePmdWritable(k, v, pv, mm)) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: true });
+      // hugetlb_change_protection(): huge_pte_modify() with the new protection, which for a shared
+      // mapping includes write (hugetlbfs wants no write notification)
+      if (v.hugetlb && vmaIsShared(v))
+        for (const hv of mm.huge.keysIn(vpnOf(v.start), vpnOf(v.end))) ownHuge(mm).set(hv, { ...mm.huge.get(hv), write: true });
     }
     if (!wantWrite) {
       for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end))) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: false });

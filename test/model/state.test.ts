@@ -268,7 +268,8 @@ test('a folio or swap slot nothing refers to still counts in the canonical form 
  * must not change it. These fingerprints were taken with the compact form of session 5 (the one
  * before it, from session 2, survived session 3's change to packed tables and folio records; the
  * new one kept its equalities: the same states hash equal across kernels). Regenerate
- * (UPDATE_GOLDEN=1) only for a deliberate change of the canonical form.
+ * (UPDATE_GOLDEN=1) only for a deliberate change of the canonical form, or of a rule that makes
+ * these states differently (session 5 again: a read fault no longer sets a PTE's soft-dirty bit).
  */
 test('fingerprints of fixed states stay as recorded (test/golden/fingerprints.txt)', () => {
   const lines: string[] = [];

@@ -12,15 +12,21 @@ import {
   MADV_DONTNEED,
   MADV_HUGEPAGE,
   MADV_PAGEOUT,
+  MAP_ANONYMOUS,
+  MAP_HUGETLB,
+  MAP_NORESERVE,
+  MAP_SHARED,
   PAGE_SIZE,
+  PROT_NONE,
   PROT_READ,
+  PROT_WRITE,
   VM_DONTCOPY,
   VM_HUGEPAGE,
   VM_MAYWRITE,
   VM_WRITE,
 } from '../../src/model/constants.ts';
 import { ownProc } from '../../src/model/state.ts';
-import { anon, mkSim, pagePte, pte, RW } from './helpers.ts';
+import { anon, HUGE_2M, mkSim, pagePte, pte, RW } from './helpers.ts';
 
 /** Three pages, the middle one unmapped: a hole between two VMAs. */
 function holed() {
@@ -100,4 +106,63 @@ test('mprotect(PROT_WRITE) of a VMA without VM_MAYWRITE is EACCES; the VMAs befo
   assert.equal(sim.mprotect(1, a, 2 * PAGE_SIZE, RW), -EACCES);
   assert.ok(vmaAt(sim, a)!.flags & VM_WRITE, 'the VMA before it became writable');
   assert.equal(vmaAt(sim, a + PAGE_SIZE)!.flags & VM_WRITE, 0);
+});
+
+test('soft-dirty: a read fault leaves the new PTE clean (zeropage and page cache); a write sets the bit (pte_mkdirty)', () => {
+  const sim = mkSim('latest', { softDirty: true });
+  const a = anon(sim, 2 * PAGE_SIZE);
+  sim.clearSoftDirty(1); // VM_SOFTDIRTY cleared: the PTE bits decide
+  sim.read(1, a, PAGE_SIZE);
+  assert.equal(pte(sim, 1, a)?.t, 'zero');
+  assert.equal(pte(sim, 1, a)?.softDirty, false);
+  sim.memset(1, a + PAGE_SIZE, 1, PAGE_SIZE);
+  assert.equal(pagePte(sim, 1, a + PAGE_SIZE).softDirty, true);
+  // a R/O pin unshares the zeropage into a copy that keeps the old (clean) bit, so mprotect(RW)
+  // leaves it R/O for the soft-dirty write fault (pte_needs_soft_dirty_wp)
+  const r = anon(sim, PAGE_SIZE, PROT_READ);
+  sim.clearSoftDirty(1);
+  sim.read(1, r, PAGE_SIZE);
+  assert.equal(sim.gupTestStart(1, r, PAGE_SIZE, false, false), 0);
+  assert.equal(pagePte(sim, 1, r).softDirty, false);
+  sim.gupTestStop(1);
+  sim.mprotect(1, r, PAGE_SIZE, RW);
+  assert.equal(pagePte(sim, 1, r).write, false);
+});
+
+test('a shared memfd mapping under soft-dirty tracking wants write notification: a read fault maps it R/O, the write fault makes it writable and soft-dirty', () => {
+  const sim = mkSim('latest', { softDirty: true });
+  const fd = sim.memfdCreate();
+  sim.fallocate(fd, PAGE_SIZE);
+  const m = sim.mmap(1, { len: PAGE_SIZE, prot: RW, flags: MAP_SHARED, file: fd });
+  sim.read(1, m, PAGE_SIZE);
+  assert.equal(pagePte(sim, 1, m).write, true, 'VM_SOFTDIRTY set (new mapping): no tracking yet, writable');
+  assert.equal(sim.madvise(1, m, PAGE_SIZE, MADV_DONTNEED), 0);
+  sim.clearSoftDirty(1);
+  sim.read(1, m, PAGE_SIZE);
+  assert.equal(pagePte(sim, 1, m).write, false);
+  sim.memset(1, m, 2, PAGE_SIZE);
+  assert.equal(pagePte(sim, 1, m).write, true);
+  assert.equal(pagePte(sim, 1, m).softDirty, true);
+});
+
+test('shared hugetlb: MAP_SHARED|MAP_ANONYMOUS needs the pages in the pool at mmap (ENOMEM; not with MAP_NORESERVE), and mprotect(RW) makes its entries writable', () => {
+  const sim = mkSim('latest', { hugetlb: [{ size: HUGE_2M, nr: 2 }] });
+  const flags = MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB;
+  assert.equal(sim.mmap(1, { len: 3 * HUGE_2M, prot: RW, flags, hugetlbSize: HUGE_2M }), -ENOMEM);
+  assert.ok(sim.mmap(1, { len: 3 * HUGE_2M, prot: RW, flags: flags | MAP_NORESERVE, hugetlbSize: HUGE_2M }) > 0);
+  const h = sim.mmap(1, { len: HUGE_2M, prot: PROT_READ, flags, hugetlbSize: HUGE_2M });
+  assert.ok(h > 0);
+  sim.read(1, h, PAGE_SIZE);
+  const entry = () => sim.state.procs.get(1).mm.huge.get(h / PAGE_SIZE);
+  assert.equal(entry().write, false);
+  assert.equal(sim.mprotect(1, h, HUGE_2M, RW), 0);
+  assert.equal(entry().write, true);
+});
+
+test('x86: a PROT_WRITE-only mapping can be read (vma_is_accessible)', () => {
+  const sim = mkSim('latest');
+  const a = anon(sim, PAGE_SIZE, PROT_WRITE);
+  assert.deepEqual(sim.read(1, a, PAGE_SIZE), [[0, 1]]);
+  const n = anon(sim, PAGE_SIZE, PROT_NONE);
+  assert.equal(sim.read(1, n, PAGE_SIZE), 'SIGSEGV');
 });
