@@ -28,8 +28,8 @@
  *   run    = first n folioRef
  *   pin    = (user | owner<<2) flags accountedPinned accountedLocked accountedUser #runs run*
  *   folioRef = name | -2 zeropage | -3 huge zeropage | -4 freed | marker body
- *     marker = -8 - (kind | small<<1 | extra<<2), small: one unit, not hugetlb, no pincount, no
- *              entire mapcount (the common folio: five words in all)
+ *     marker = -8 - (kind | small<<1 | extra<<2 | !uptodate<<3), small: one unit, not hugetlb, no
+ *              pincount, no entire mapcount (the common folio: five words in all)
  *     body   = [hugetlb/4K nr pincount entire if not small] refcount index
  *              unit words: (mapcount<<1 | exclusive) then content, for one unit; for more, the runs
  *              of each as (value length)* until they cover nr units
@@ -43,10 +43,10 @@
  *
  * Speed matters here (the explorer hashes every state it reaches): one reusable buffer, renaming
  * through generation-stamped scratch arrays instead of Maps, no strings, few words (a small folio
- * is five; session 5 cut the bench state from 161 words to 94).
+ * is five; session 5 cut the bench state from 161 words to 95).
  */
 import { PAGE_SIZE } from './constants.ts';
-import { F_ENTIRE, F_FILE, F_HUGETLB, F_INDEX, F_KIND, F_NR, F_PIN, F_REF, F_SWAP, FOLIO_HEADER } from './folio.ts';
+import { F_ENTIRE, F_FILE, F_HUGETLB, F_INDEX, F_KIND, F_NR, F_PIN, F_REF, F_SWAP, F_UPTODATE, FOLIO_HEADER } from './folio.ts';
 import { BIT_DIRTY, BIT_EXCLUSIVE, BIT_SOFT_DIRTY, BIT_WRITE, entryBits, entryRef, KIND_MASK, PTE_PAGE, PTE_SWAP } from './pagetable.ts';
 import type { File, Mm, PinSet, Pipe, Proc, State } from './types.ts';
 
@@ -82,6 +82,7 @@ const FREED = -4;
 const FOLIO_MARK = -8;
 const SMALL = 2;
 const EXTRA = 4;
+const NOT_UPTODATE = 8;
 
 /** The two words of a value that may not fit 32 bits (sizes, limits): low and high halves, so
  *  (x, 0) for 0 <= x < 2^31; Infinity (RLIM_INFINITY) is (-1, -1). */
@@ -308,7 +309,7 @@ class Encoder {
     const nr = r[F_NR];
     const slot = r[F_SWAP];
     const file = r[F_FILE];
-    const extra = slot >= 0 || file >= 0 ? EXTRA : 0;
+    const extra = (slot >= 0 || file >= 0 ? EXTRA : 0) | (r[F_UPTODATE] ? 0 : NOT_UPTODATE);
     const u = FOLIO_HEADER;
     if (nr === 1 && r[F_HUGETLB] === 0 && r[F_PIN] === 0 && r[F_ENTIRE] === 0) {
       this.w5(FOLIO_MARK - (r[F_KIND] | SMALL | extra), r[F_REF], r[F_INDEX], (r[u] << 1) | r[u + 1], r[u + 2]);
@@ -321,7 +322,7 @@ class Encoder {
         this.runs(r, u + 2 * nr, nr); // content per unit
       }
     }
-    if (extra === 0) return;
+    if (!(extra & EXTRA)) return;
     this.w(slot >= 0 && this.st.swapcache.get(slot) === id ? 1 : 0);
     this.slotRef(slot);
     this.fileRef(file);

@@ -320,7 +320,35 @@ function doFault(k: Ctx, mm: Mm, vma: Vma, vpn: number, flags: number): FaultRes
   const writable = vmaIsShared(vma) && (vma.flags & VM_WRITE) !== 0 && (write || !needsWriteNotify(k, vma));
   mm.pte.set(vpn, { t: 'page', folio: cache.id, off: 0, write: writable, dirty: write, softDirty: write });
   if (k.trace) emitMm(k, mm, write ? 'map page-cache page writable' : 'map page-cache page', vpn * PAGE_SIZE, `folio ${cache.id}`);
+  if (!write) faultAround(k, mm, vma, vpn, writable);
   return 'ok';
+}
+
+/** fault_around_bytes (64 KiB): the window do_fault_around() maps, in pages. */
+const FAULT_AROUND_PAGES = 16;
+
+/**
+ * do_fault_around() -> filemap_map_pages() (read faults of file mappings): the other pages of the
+ * aligned 16-page window around the fault, inside the VMA and the page table, that are in the page
+ * cache and uptodate and whose PTE is none, get mapped as the read fault mapped its page. The
+ * model maps the faulting page first; the kernel maps the window first, which comes to the same.
+ */
+function faultAround(k: Ctx, mm: Mm, vma: Vma, vpn: number, writable: boolean): void {
+  const file = k.s.files.get(vma.file);
+  if (!file || vma.hugetlb) return;
+  const vmaFirst = vma.start / PAGE_SIZE;
+  const ptFirst = vpn - (vpn % HPAGE_PMD_NR);
+  const from = Math.max(vpn - (vpn % FAULT_AROUND_PAGES), vmaFirst, ptFirst);
+  const to = Math.min(from + FAULT_AROUND_PAGES, vma.end / PAGE_SIZE, ptFirst + HPAGE_PMD_NR);
+  for (let v = from; v < to; v++) {
+    if (v === vpn || mm.pte.word(v) !== undefined) continue;
+    const index = vma.pgoff / PAGE_SIZE + (v - vmaFirst);
+    if (index * PAGE_SIZE >= file.size) break;
+    const id = file.cache.get(index);
+    if (id === undefined || !folio(k, id).uptodate) continue;
+    mapPte(k, id, 0);
+    mm.pte.set(v, { t: 'page', folio: id, off: 0, write: writable, dirty: false, softDirty: false });
+  }
 }
 
 /** vma_wants_writenotify(): disk-backed shared mappings track dirtying, shmem does not; any shared

@@ -28,7 +28,12 @@ export function pageCacheFolio(k: Ctx, fileId: number, index: number): Folio | n
   if (!file) bug(`no file ${fileId}`);
   if (index * pageUnit(file) >= file.size) return null;
   const id = file.cache.get(index);
-  if (id !== undefined) return folio(k, id);
+  if (id !== undefined) {
+    // shmem_fault() of a page fallocate() left !uptodate: zeroed and marked uptodate now
+    const f = folio(k, id);
+    if (!f.uptodate) f.uptodate = true;
+    return f;
+  }
   if (file.hugetlb) return null;
   const f = allocFolio(k, 'file', 1, 0, [diskGet(file, index)], file.id, index);
   f.refcount = 1;
@@ -36,7 +41,8 @@ export function pageCacheFolio(k: Ctx, fileId: number, index: number): Folio | n
   return f;
 }
 
-/** fallocate(fd, 0, 0, len): grows the file; shmem and hugetlbfs allocate the pages now. */
+/** fallocate(fd, 0, 0, len): grows the file; shmem and hugetlbfs allocate the pages now (shmem's
+ *  stay !uptodate until written or faulted: shmem_fallocate). */
 export function fallocate(k: Ctx, fileId: number, len: number): number {
   const file = k.s.files.get(fileId);
   if (!file) return -EINVAL;
@@ -54,6 +60,7 @@ export function fallocate(k: Ctx, fileId: number, len: number): number {
     } else if (file.kind === 'shmem') {
       const f = allocFolio(k, 'file', 1, 0, [0], file.id, i);
       f.refcount = 1;
+      f.uptodate = false;
       file.cache.set(i, f.id);
     }
   }
@@ -111,7 +118,11 @@ export function fileToken(k: Ctx, file: File, page4k: number): Token {
 export function writeFileRange(k: Ctx, file: File, page4k: number, n: number, t: Token): void {
   const per = pageUnit(file) / PAGE_SIZE;
   for (const index of file.cache.keys()) {
-    if ((index + 1) * per > page4k && index * per < page4k + n) folio(k, file.cache.get(index)).setData(0, t);
+    if ((index + 1) * per > page4k && index * per < page4k + n) {
+      const f = folio(k, file.cache.get(index));
+      f.setData(0, t);
+      if (!f.uptodate) f.uptodate = true;
+    }
   }
   if (file.kind === 'shmem') {
     for (let p = page4k; p < page4k + n; p++) {

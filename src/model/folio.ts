@@ -6,8 +6,8 @@
  *
  * Record layout: 0 id, 1 kind (0 anon, 1 file), 2 hugetlb size in bytes (0 if not hugetlb),
  * 3 nr units, 4 4 KiB pages per unit, 5 refcount, 6 pincount, 7 entire mapcount, 8 swap slot
- * (or -1), 9 page-cache file (or -1), 10 index in the file; then per unit its mapcount, its
- * PG_anon_exclusive (0/1) and its content token, as three runs of nr words.
+ * (or -1), 9 page-cache file (or -1), 10 index in the file, 11 PG_uptodate (0/1); then per unit
+ * its mapcount, its PG_anon_exclusive (0/1) and its content token, as three runs of nr words.
  *
  * (A single heap array for all folios was tried: a clone is then one slice, but V8 grows arrays
  * past ~16k elements several times slower per word, and a whole selftest run is one state, so the
@@ -32,8 +32,9 @@ export const F_ENTIRE = 7;
 export const F_SWAP = 8;
 export const F_FILE = 9;
 export const F_INDEX = 10;
+export const F_UPTODATE = 11;
 /** Words of a record before its units. */
-export const FOLIO_HEADER = 11;
+export const FOLIO_HEADER = 12;
 
 /** The plain-object form of a folio (JSON, golden files, tests): the fields of struct folio the
  *  model keeps, per unit where the kernel keeps them per page. */
@@ -51,6 +52,7 @@ export interface FolioJson {
   swapSlot: number;
   file: number;
   index: number;
+  uptodate: boolean;
   data: Token[];
 }
 
@@ -129,6 +131,15 @@ export class Folio {
     this.r[F_INDEX] = v;
   }
 
+  /** PG_uptodate: the content is valid. Only a shmem page that fallocate() allocated and nothing
+   *  wrote or faulted yet is not (fault-around skips it). */
+  get uptodate(): boolean {
+    return this.r[F_UPTODATE] !== 0;
+  }
+  set uptodate(v: boolean) {
+    this.r[F_UPTODATE] = v ? 1 : 0;
+  }
+
   /** PTE mappings of unit i. */
   mapcountAt(i: number): number {
     return this.r[FOLIO_HEADER + i];
@@ -180,6 +191,7 @@ export class Folio {
       swapSlot: this.swapSlot,
       file: this.file,
       index: this.index,
+      uptodate: this.uptodate,
       data: this.data.slice(),
     };
   }
@@ -234,7 +246,7 @@ export class FolioTable {
     if (this.t.has(id)) throw new Error(`folio ${id} exists`);
     const k = kind === 'anon' ? 0 : 1;
     let r: number[];
-    if (nr === 1) r = [id, k, hugetlb, 1, sub, 0, 0, 0, -1, file, index, 0, 0, typeof data === 'number' ? data : data[0]];
+    if (nr === 1) r = [id, k, hugetlb, 1, sub, 0, 0, 0, -1, file, index, 1, 0, 0, typeof data === 'number' ? data : data[0]];
     else {
       r = new Array(FOLIO_HEADER + 3 * nr).fill(0);
       r[F_ID] = id;
@@ -245,6 +257,7 @@ export class FolioTable {
       r[F_SWAP] = -1;
       r[F_FILE] = file;
       r[F_INDEX] = index;
+      r[F_UPTODATE] = 1;
       const d = FOLIO_HEADER + 2 * nr;
       if (typeof data === 'number') {
         if (data !== 0) for (let i = 0; i < nr; i++) r[d + i] = data;

@@ -65,6 +65,7 @@ function viewOf(s: State): View {
     pincount: f.pincount,
     entire: f.entireMapcount,
     index: f.index,
+    uptodate: f.uptodate,
     units: f.mapcount.map((m, i) => ({ mapcount: m, exclusive: f.exclusive[i], data: f.data[i] })),
     swapcache: f.swapSlot >= 0 && s.swapcache.get(f.swapSlot) === f.id,
     slot: slotRef(f.swapSlot),
@@ -207,7 +208,7 @@ function decode(w: Int32Array): View {
       return n;
     }
     const m = -8 - x;
-    assert.ok(m >= 0 && m < 8, `folio marker ${x}`);
+    assert.ok(m >= 0 && m < 16, `folio marker ${x}`);
     const small = bit(m, 1);
     const f: View = { kind: bit(m, 0) ? 'file' : 'anon' };
     if (small) Object.assign(f, { hugetlb: 0, nr: 1, refcount: next(), pincount: 0, entire: 0, index: next() });
@@ -222,6 +223,7 @@ function decode(w: Int32Array): View {
       pincount: f.pincount,
       entire: f.entire,
       index: f.index,
+      uptodate: !bit(m, 3),
     };
     let units: Array<{ mapcount: number; exclusive: boolean; data: number }>;
     if (nr === 1) {

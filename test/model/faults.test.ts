@@ -215,3 +215,37 @@ test('zeroPage=false (mm_forbids_zeropage, e.g. pvm_no_zero_page=1): read faults
   z.read(1, u, PAGE_SIZE);
   assert.equal(pmd(z, 1, u)?.t, 'hugezero');
 });
+
+test('fault-around: a read fault of a file mapping also maps the uptodate cached pages of its 16-page window, inside the VMA, R/O in a private mapping', () => {
+  const sim = mkSim('latest');
+  const fd = sim.memfdCreate();
+  sim.pwrite(fd, 0, 32 * PAGE_SIZE, 3);
+  const a = sim.mmap(1, { len: 32 * PAGE_SIZE, prot: RW, flags: MAP_PRIVATE, file: fd });
+  sim.read(1, a + 5 * PAGE_SIZE, PAGE_SIZE);
+  for (let i = 0; i < 32; i++) assert.equal(pte(sim, 1, a + i * PAGE_SIZE)?.t === 'page', i < 16, `page ${i}`);
+  const p = pagePte(sim, 1, a + 9 * PAGE_SIZE);
+  assert.equal(p.write, false);
+  assert.equal(sim.state.folios.get(p.folio).refcount, 2, 'the page cache and this mapping');
+  // the window is clamped to the VMA: a 4-page mapping at file page 4 maps those 4 only
+  const b = sim.mmap(1, { len: 4 * PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED, file: fd, offset: 4 * PAGE_SIZE });
+  sim.read(1, b + PAGE_SIZE, PAGE_SIZE);
+  for (let i = 0; i < 4; i++) assert.equal(pte(sim, 1, b + i * PAGE_SIZE)?.t, 'page');
+  assert.deepEqual(sim.read(1, b, PAGE_SIZE), [[3, 1]]);
+});
+
+test('fault-around skips shmem pages fallocate() left !uptodate; the faulted page becomes uptodate', () => {
+  const sim = mkSim('latest');
+  const fd = sim.memfdCreate();
+  sim.fallocate(fd, 4 * PAGE_SIZE);
+  const a = sim.mmap(1, { len: 4 * PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED, file: fd });
+  sim.read(1, a, PAGE_SIZE);
+  assert.equal(pte(sim, 1, a + PAGE_SIZE), undefined);
+  assert.equal(sim.state.folios.get(pagePte(sim, 1, a).folio).uptodate, true);
+  // written pages are uptodate: a second mapping's fault maps them around
+  sim.pwrite(fd, 2 * PAGE_SIZE, PAGE_SIZE, 7);
+  const b = sim.mmap(1, { len: 4 * PAGE_SIZE, prot: PROT_READ, flags: MAP_SHARED, file: fd });
+  sim.read(1, b + 3 * PAGE_SIZE, PAGE_SIZE);
+  assert.equal(pte(sim, 1, b)?.t, 'page', 'page 0, uptodate since its fault');
+  assert.equal(pte(sim, 1, b + PAGE_SIZE), undefined, 'page 1, never written nor faulted');
+  assert.equal(pte(sim, 1, b + 2 * PAGE_SIZE)?.t, 'page', 'page 2, written');
+});
