@@ -505,6 +505,8 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     const file = k.s.files.get(vma.file);
     let id = file?.cache.get(index);
     if (id === undefined) {
+      // hugetlb_no_page(): beyond the file's size is SIGBUS (a R/O mapping does not extend it)
+      if (file && index * vma.hugetlb >= file.size) return 'sigbus';
       const f = allocHugetlbFolio(k, vma, true);
       if (!f) return 'sigbus';
       if (vmaIsShared(vma)) {

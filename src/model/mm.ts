@@ -145,6 +145,8 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
     f.size = len;
     file = f.id;
   }
+  // hugetlbfs_file_mmap(): a writable mapping extends the file to cover it
+  if (fileObj?.kind === 'hugetlbfs' && a.prot & PROT_WRITE) fileObj.size = Math.max(fileObj.size, (a.offset ?? 0) + len);
   const addr = getUnmappedArea(mm, len, alignTo);
   let flags = protFlags(a.prot) | VM_MAYREAD | VM_SOFTDIRTY;
   if (shared) flags |= VM_SHARED | VM_MAYSHARE | VM_MAYWRITE;

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ENOMEM, MAP_ANONYMOUS, MAP_HUGETLB, MAP_NORESERVE, MAP_PRIVATE, PAGE_SIZE } from '../../src/model/constants.ts';
+import {
+  ENOMEM,
+  MAP_ANONYMOUS,
+  MAP_HUGETLB,
+  MAP_NORESERVE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PAGE_SIZE,
+  PROT_READ,
+} from '../../src/model/constants.ts';
 import type { PagePte } from '../../src/model/types.ts';
 import { clearEvents, HUGE_2M, has, hugetlbAnon, mkSim, pte, RW } from './helpers.ts';
 
@@ -149,4 +158,17 @@ test('fork of a pinned hugetlb page with no unreserved free page fails with ENOM
   assert.ok(child > 0);
   assert.notEqual(sim.pagemap(child, a).folio, big);
   assert.equal(sim.pagemap(1, a).folio, big);
+});
+
+test('a hugetlbfs file beyond its size: a R/O mapping faults SIGBUS there (hugetlb_no_page checks i_size); a writable mapping extends the file first', () => {
+  const sim = mkSim('latest');
+  const fd = sim.memfdCreate(HUGE_2M);
+  const ro = sim.mmap(1, { len: HUGE_2M, prot: PROT_READ, flags: MAP_SHARED, file: fd });
+  assert.equal(sim.read(1, ro, PAGE_SIZE), 'SIGBUS');
+  const free = sim.state.hugetlb.find((h) => h.size === HUGE_2M)!.free;
+  const rw = sim.mmap(1, { len: HUGE_2M, prot: RW, flags: MAP_SHARED, file: fd });
+  assert.equal(sim.state.files.get(fd).size, HUGE_2M);
+  assert.deepEqual(sim.read(1, rw, PAGE_SIZE), [[0, 1]]);
+  assert.deepEqual(sim.read(1, ro, PAGE_SIZE), [[0, 1]], 'now inside the file');
+  assert.equal(sim.state.hugetlb.find((h) => h.size === HUGE_2M)!.free, free - 1);
 });
