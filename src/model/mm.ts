@@ -289,17 +289,17 @@ export function munmap(k: Ctx, p: Proc, addr: number, len: number): number {
  * writable at once only if it maps an exclusive anonymous page and no soft-dirty write fault is
  * pending; shared mappings only for dirty PTEs (or shmem, which needs no write notification).
  */
-function canChangePteWritable(k: Ctx, v: Vma, vpn: number, mm: Mm): boolean {
-  const pte = mm.pte.get(vpn);
-  if (pte?.t !== 'page') return false;
-  if (vmaSoftDirtyEnabled(k, v) && !pte.softDirty) return false;
+function canChangePteWritable(k: Ctx, v: Vma, w: number): boolean {
+  const bits = entryBits(w);
+  if ((bits & KIND_MASK) !== PTE_PAGE) return false;
+  if (vmaSoftDirtyEnabled(k, v) && !(bits & BIT_SOFT_DIRTY)) return false;
   if (!vmaIsShared(v)) {
     // 64fe24a3e05e (6.0): before, private PTEs waited for the write fault
     if (!k.sw['mprotect-upgrade-anon']) return false;
-    const f = folio(k, pte.folio);
-    return f.kind === 'anon' && f.exclusiveAt(pte.off);
+    const f = folio(k, entryRef(w));
+    return f.kind === 'anon' && f.exclusiveAt(bits >>> OFF_SHIFT);
   }
-  return pte.dirty || !needsWriteNotify(k, v);
+  return (bits & BIT_DIRTY) !== 0 || !needsWriteNotify(k, v);
 }
 
 /**
@@ -345,14 +345,16 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
     const hadWrite = (v.flags & VM_WRITE) !== 0;
     v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(prot);
     const wantWrite = (v.flags & VM_WRITE) !== 0;
+    // raw entries (pagetable.ts): a THP-sized range is 512 of them, twice per cow.c mprotect test
     for (const vpn of mm.pte.keysIn(vpnOf(v.start), vpnOf(v.end))) {
-      const pte = mm.pte.get(vpn);
-      if (pte.t === 'page') {
-        let write = pte.write;
-        if (!wantWrite) write = false;
-        else if (!hadWrite && canChangePteWritable(k, v, vpn, mm)) write = true;
-        if (write !== pte.write) mm.pte.set(vpn, { ...pte, write });
-      }
+      const w = mm.pte.word(vpn) as number;
+      const bits = entryBits(w);
+      if ((bits & KIND_MASK) !== PTE_PAGE) continue;
+      const had = (bits & BIT_WRITE) !== 0;
+      let write = had;
+      if (!wantWrite) write = false;
+      else if (!hadWrite && canChangePteWritable(k, v, w)) write = true;
+      if (write !== had) mm.pte.setWord(vpn, write ? w + BIT_WRITE : w - BIT_WRITE);
     }
     if (wantWrite && !hadWrite) {
       for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end)))
