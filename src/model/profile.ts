@@ -288,7 +288,7 @@ export const PROFILES: readonly Profile[] = [
   profile(
     'v5.9',
     'v5.9',
-    'Linux 5.9-5.10: reuse only at refcount 1; fork copies maybe-pinned pages (not hugetlb yet); 5.11 is v5.9+softdirty-keep-pinned',
+    'Linux 5.9-5.10: reuse only at refcount 1; fork copies maybe-pinned pages (not hugetlb yet); 5.11 is v5.9+softdirty-keep-pinned+reclaim-skip-pinned',
   ),
   profile('v5.12', 'v5.12', 'Linux 5.12-5.17: fork copies maybe-pinned hugetlb pages too; swap-in and THP still reuse by mapcount'),
   profile('v5.18', 'v5.18', 'Linux 5.18: COW fixes part 1, swap-in and THP reuse by refcount'),
