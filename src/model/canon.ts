@@ -23,7 +23,8 @@
  *   proc   = parent (alive | capIpcLock<<1 | (status+1)<<2) limitLo limitHi  mm
  *   mm     = (hasPinned | hugeZeroRef<<1 | hasPmd<<2 | hasHuge<<3) lockedVm pinnedVm mmapBase/4K
  *            #vmas vma*  #ptes pte*  [#pmds (vpn bits folioRef)* if hasPmd]  [#huge (vpn bits folioRef)* if hasHuge]
- *   vma    = start/4K end/4K flags pgoff/4K hugetlb/4K (resv<<1 | anonVma) fileRef
+ *   vma    = start/4K end/4K flags pgoff/4K hugetlb/4K (resv<<3 | resvUnmapped<<2 | resvOwner<<1 |
+ *            anonVma) fileRef
  *   pte    = vpn bits (folioRef if a page | slotRef if a swap entry)
  *   run    = first n folioRef
  *   pin    = (user | owner<<2) flags accountedPinned accountedLocked accountedUser #runs run*
@@ -345,7 +346,7 @@ class Encoder {
     this.w(mm.vmas.length);
     for (const v of mm.vmas) {
       this.w5(v.start / PAGE_SIZE, v.end / PAGE_SIZE, v.flags, v.pgoff / PAGE_SIZE, v.hugetlb / PAGE_SIZE);
-      this.w((v.resv << 1) | +v.anonVma);
+      this.w((v.resv << 3) | (+v.resvUnmapped << 2) | (+v.resvOwner << 1) | +v.anonVma);
       this.fileRef(v.file);
     }
     // page tables by ascending vpn (tables keep keys sorted), read as raw values without decoding

@@ -20,7 +20,9 @@ import {
   allocFolio,
   bug,
   type Ctx,
+  emit,
   emitMm,
+  findVma,
   folio,
   folioMapcount,
   hasPteTable,
@@ -40,8 +42,9 @@ import {
   vpnOf,
 } from './kernel.ts';
 import { OFF_UNIT, ownHuge, ownPmd, pteVal } from './pagetable.ts';
+import { ownProc } from './state.ts';
 import { deleteFromSwapCache, freeSwapCache, swapIn } from './swap.ts';
-import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Vma, type ZeroPte } from './types.ts';
+import { type Folio, HUGE_ZERO_FOLIO, type Mm, type PagePte, type Proc, type Vma, type ZeroPte } from './types.ts';
 
 export type FaultResult = 'ok' | 'sigsegv' | 'sigbus' | 'oom';
 
@@ -505,8 +508,10 @@ function hugetlbFault(k: Ctx, mm: Mm, vma: Vma, addr: number, flags: number): Fa
     const file = k.s.files.get(vma.file);
     let id = file?.cache.get(index);
     if (id === undefined) {
-      // hugetlb_no_page(): beyond the file's size is SIGBUS (a R/O mapping does not extend it)
+      // hugetlb_no_page(): beyond the file's size is SIGBUS (a R/O mapping does not extend it);
+      // so is any fault in a child's mapping the owner took a page from (HPAGE_RESV_UNMAPPED)
       if (file && index * vma.hugetlb >= file.size) return 'sigbus';
+      if (vma.resvUnmapped) return 'sigbus';
       const f = allocHugetlbFolio(k, vma, true);
       if (!f) return 'sigbus';
       if (vmaIsShared(vma)) {
@@ -563,7 +568,11 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   if (unshare && old.kind !== 'anon' && !k.sw['unshare-fault-noanon']) return 'ok';
   // the reservation covers the copy of a page-cache page; an anonymous COW by the owner does not
   const f = allocHugetlbFolio(k, vma, old.kind !== 'anon');
-  if (!f) return 'oom';
+  if (!f) {
+    // cow_from_owner: the mapping's creator takes the page back from its children and reuses it
+    if (vma.resvOwner && old.kind === 'anon' && unmapRefPrivate(k, mm, hv, old.id)) return hugetlbWp(k, mm, vma, hv, flags);
+    return 'oom';
+  }
   vma.anonVma = true;
   f.kind = 'anon';
   f.setData(0, old.dataAt(0));
@@ -573,6 +582,31 @@ function hugetlbWp(k: Ctx, mm: Mm, vma: Vma, hv: number, flags: number): FaultRe
   unmapEntire(k, old.id);
   if (k.trace) emitMm(k, mm, unshare ? 'hugetlb unshare: copy' : 'hugetlb COW: copy', hv * PAGE_SIZE, `folio ${old.id} -> folio ${f.id}`);
   return 'ok';
+}
+
+/**
+ * unmap_ref_private(): when the owner of a private hugetlb mapping cannot copy a page its children
+ * share, their entries for it (at the same address, in mappings that are not owners) are zapped,
+ * and those mappings are marked HPAGE_RESV_UNMAPPED (a later fault there is SIGBUS). Returns
+ * whether any entry went.
+ */
+function unmapRefPrivate(k: Ctx, mm: Mm, hv: number, id: number): boolean {
+  let any = false;
+  for (const q of k.s.procs.values()) {
+    if (q.mm === mm || !q.alive) continue;
+    const leaf = q.mm.huge.get(hv);
+    if (leaf?.folio !== id) continue;
+    const v = findVma(q.mm, hv * PAGE_SIZE);
+    if (!v || vmaIsShared(v) || v.resvOwner) continue;
+    // written through ownProc: a process shared with a clone is copied first
+    const own = ownProc(k.s, q.pid) as Proc;
+    own.mm.vmas.find((x) => x.start === v.start)!.resvUnmapped = true;
+    ownHuge(own.mm).delete(hv);
+    unmapEntire(k, id);
+    if (k.trace) emit(k, q.pid, 'hugetlb: page taken back by the owner (unmap_ref_private)', hv * PAGE_SIZE, `folio ${id}`);
+    any = true;
+  }
+  return any;
 }
 
 /**

@@ -161,6 +161,8 @@ export function mmap(k: Ctx, p: Proc, a: MmapArgs): number {
     anonVma: false,
     hugetlb,
     resv: hugetlb && !shared && !(a.flags & MAP_NORESERVE) ? len / hugetlb : 0,
+    resvOwner: hugetlb !== 0 && !shared && !(a.flags & MAP_NORESERVE),
+    resvUnmapped: false,
   });
   emit(k, p.pid, 'mmap', addr, `${len} bytes`);
   return addr;
@@ -200,6 +202,8 @@ function mergeVmas(mm: Mm): void {
       ((a.flags ^ b.flags) & ~VM_SOFTDIRTY) === 0 &&
       a.file === b.file &&
       a.hugetlb === b.hugetlb &&
+      a.resvOwner === b.resvOwner &&
+      a.resvUnmapped === b.resvUnmapped &&
       (a.file < 0 || a.pgoff + (a.end - a.start) === b.pgoff);
     if (ok) {
       a.end = b.end;
@@ -592,7 +596,7 @@ export function fork(k: Ctx, parent: Proc): number {
   k.s.procs.set(pid, child);
   for (const v of parent.mm.vmas) {
     if (v.flags & VM_DONTCOPY) continue;
-    child.mm.vmas.push({ ...v, resv: 0 });
+    child.mm.vmas.push({ ...v, resv: 0, resvOwner: false, resvUnmapped: false });
     const err = v.anonVma ? copyVma(k, parent, child, v) : 0;
     if (err) {
       exitMm(k, child);

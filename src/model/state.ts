@@ -76,6 +76,8 @@ const cloneVma = (v: Vma): Vma => ({
   anonVma: v.anonVma,
   hugetlb: v.hugetlb,
   resv: v.resv,
+  resvOwner: v.resvOwner,
+  resvUnmapped: v.resvUnmapped,
 });
 
 function cloneMm(mm: Mm): Mm {

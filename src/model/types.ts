@@ -83,6 +83,12 @@ export interface Vma {
   hugetlb: number;
   /** hugetlb: huge pages still reserved for this private mapping (HPAGE_RESV_OWNER) */
   resv: number;
+  /** hugetlb: HPAGE_RESV_OWNER, this private mapping was made here (not inherited by fork) with
+   *  reservations; its COW may take a page back from children (unmap_ref_private) */
+  resvOwner: boolean;
+  /** hugetlb: HPAGE_RESV_UNMAPPED, the owner took a page away from this (child's) mapping: a
+   *  fault on a missing entry here is SIGBUS */
+  resvUnmapped: boolean;
 }
 
 export interface Mm {

@@ -113,6 +113,8 @@ function viewOf(s: State): View {
         pgoff: v.pgoff,
         hugetlb: v.hugetlb,
         resv: v.resv,
+        resvOwner: v.resvOwner,
+        resvUnmapped: v.resvUnmapped,
         anonVma: v.anonVma,
         file: fileRef(v.file),
       })),
@@ -300,7 +302,7 @@ function decode(w: Int32Array): View {
     mm.vmas = list(() => {
       const v: View = { start: pages(), end: pages(), flags: next(), pgoff: pages(), hugetlb: pages() };
       const ra = next();
-      return { ...v, resv: ra >> 1, anonVma: bit(ra, 0), file: fileRef() };
+      return { ...v, resv: ra >> 3, resvOwner: bit(ra, 1), resvUnmapped: bit(ra, 2), anonVma: bit(ra, 0), file: fileRef() };
     });
     mm.pte = list(() => pteBits(u32(), next()));
     mm.pmd = bit(mf, 2)

@@ -172,3 +172,24 @@ test('a hugetlbfs file beyond its size: a R/O mapping faults SIGBUS there (huget
   assert.deepEqual(sim.read(1, ro, PAGE_SIZE), [[0, 1]], 'now inside the file');
   assert.equal(sim.state.hugetlb.find((h) => h.size === HUGE_2M)!.free, free - 1);
 });
+
+test('the owner of a private hugetlb mapping that cannot copy takes the page back from its child (unmap_ref_private); the child then faults SIGBUS there', () => {
+  const sim = mkSim('latest', { hugetlb: [{ size: HUGE_2M, nr: 2 }] });
+  const a = hugetlbAnon(sim, 2 * HUGE_2M);
+  sim.memset(1, a, 1, 2 * HUGE_2M);
+  const c = sim.fork(1);
+  const id = sim.pagemap(1, a).folio;
+  // no free huge page left: the parent's write cannot copy
+  assert.equal(sim.memset(1, a, 2, PAGE_SIZE), null);
+  assert.equal(sim.pagemap(1, a).folio, id, 'the parent reused its page');
+  assert.equal(sim.state.procs.get(c).mm.huge.get(a / PAGE_SIZE), undefined, "the child's entry is gone");
+  assert.equal(sim.read(c, a, PAGE_SIZE), 'SIGBUS');
+  assert.deepEqual(sim.read(c, a + HUGE_2M, PAGE_SIZE), [[1, 1]], 'its other page is still there');
+  // a child never takes a page from the parent: its own COW just fails
+  const other = mkSim('latest', { hugetlb: [{ size: HUGE_2M, nr: 1 }] });
+  const b = hugetlbAnon(other, HUGE_2M);
+  other.memset(1, b, 1, HUGE_2M);
+  const d = other.fork(1);
+  assert.equal(other.memset(d, b, 2, PAGE_SIZE), 'SIGBUS');
+  assert.deepEqual(other.read(1, b, PAGE_SIZE), [[1, 1]]);
+});
