@@ -481,9 +481,10 @@ function wpPageCopy(k: Ctx, mm: Mm, vma: Vma, vpn: number, old: Readonly<PagePte
   });
   if (old.t === 'page') {
     unmapPte(k, old.folio, old.off);
-    // free_swap_cache(old_page) once it was copied
+    // free_swap_cache(old_page) once it was copied (cow-free-swapcache, 5.14; before, an idle
+    // swap-cache page stayed until reclaim)
     const of = k.s.folios.get(old.folio);
-    if (of && of.swapSlot >= 0 && folioMapcount(of) === 0) freeSwapCache(k, of);
+    if (k.sw['cow-free-swapcache'] && of && of.swapSlot >= 0 && folioMapcount(of) === 0) freeSwapCache(k, of);
   }
   if (k.trace) {
     const from = old.t === 'zero' ? 'shared zeropage' : `folio ${old.folio}`;

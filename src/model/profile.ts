@@ -78,6 +78,13 @@ export const SWITCHES = {
     commits: ["feb889fb40fa mm: don't put pinned pages into the swap cache"],
     since: 'v5.11',
   },
+  'cow-free-swapcache': {
+    summary:
+      'a COW copy frees the old page from the swap cache when nothing maps it and no swap entry needs it; before, the idle swap-cache page (and its slot) stayed until reclaim',
+    where: 'wp_page_copy (free_swap_cache)',
+    commits: ['f4c4a3f48480 mm: free idle swap cache page after COW'],
+    since: 'v5.14',
+  },
   'fork-copy-pinned-hugetlb': {
     summary: 'fork copies maybe-pinned anonymous hugetlb pages for the child too',
     where: 'copy_hugetlb_page_range',
@@ -290,7 +297,11 @@ export const PROFILES: readonly Profile[] = [
     'v5.9',
     'Linux 5.9-5.10: reuse only at refcount 1; fork copies maybe-pinned pages (not hugetlb yet); 5.11 is v5.9+softdirty-keep-pinned+reclaim-skip-pinned',
   ),
-  profile('v5.12', 'v5.12', 'Linux 5.12-5.17: fork copies maybe-pinned hugetlb pages too; swap-in and THP still reuse by mapcount'),
+  profile(
+    'v5.12',
+    'v5.12',
+    'Linux 5.12-5.13: fork copies maybe-pinned hugetlb pages too; swap-in and THP still reuse by mapcount; 5.14-5.17 are v5.12+cow-free-swapcache',
+  ),
   profile('v5.18', 'v5.18', 'Linux 5.18: COW fixes part 1, swap-in and THP reuse by refcount'),
   profile('v5.19', 'v5.19', 'Linux 5.19: COW fixes part 2, PG_anon_exclusive and unsharing R/O pins of anonymous pages'),
   profile(

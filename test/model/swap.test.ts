@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HPAGE_PMD_NR, MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE } from '../../src/model/constants.ts';
+import { SEED_MACHINE } from '../../src/model/machine.ts';
+import { resolveKernel } from '../../src/model/profile.ts';
+import { Sim } from '../../src/model/sim.ts';
 import { anon, clearEvents, has, mkSim, pagePte, pmd, pte, thpArea } from './helpers.ts';
 
 function swapped(machine = {}, kernel = 'v6.2') {
@@ -234,4 +237,22 @@ test('swapin-map-writable (6.11): a read fault maps an exclusive swapped-in page
   // soft-dirty on and the page clean since clear_refs: the write must fault to be tracked
   assert.deepEqual(readBack('latest', { softDirty: true }, true), [false, false]);
   assert.deepEqual(readBack('latest', { softDirty: true }), [true, false], 'soft-dirty set: no fault needed');
+});
+
+test('cow-free-swapcache (f4c4a3f48480, 5.14): the COW copy of a swap-cache page frees the old page from the swap cache; before, it stayed there, unmapped', () => {
+  const run = (spec: string) => {
+    const p = resolveKernel(spec);
+    assert.ok(typeof p !== 'string', String(p));
+    const sim = new Sim(p, SEED_MACHINE, { check: true });
+    const a = anon(sim, PAGE_SIZE);
+    sim.memset(1, a, 0x11, PAGE_SIZE);
+    sim.madvise(1, a, PAGE_SIZE, MADV_PAGEOUT);
+    sim.read(1, a, PAGE_SIZE); // swap-in on a read fault: R/O, still in the swap cache
+    const old = sim.pagemap(1, a).folio;
+    sim.memset(1, a, 0x22, PAGE_SIZE); // refcount 2 (mapping + swap cache): 5.9-5.17 copy
+    assert.notEqual(sim.pagemap(1, a).folio, old, spec);
+    return sim.state.folios.get(old) !== undefined;
+  };
+  assert.equal(run('v5.12'), true, 'v5.12 (5.12-5.13): the old page stays in the swap cache');
+  assert.equal(run('v5.12+cow-free-swapcache'), false, '5.14-5.17');
 });
