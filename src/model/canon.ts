@@ -331,9 +331,9 @@ class Encoder {
 
   /** A PTE from its raw value: vpn and bits, then the folio or the slot. */
   pteWords(key: number, w: number): void {
-    const bits = entryBits(w);
-    const kind = bits & KIND_MASK;
-    this.w2(key, bits & PTE_KEEP[kind]);
+    const c = pteCanonWord(w);
+    const kind = c & KIND_MASK; // every kind keeps its kind bits
+    this.w2(key, c);
     if (kind === PTE_PAGE) this.folioRef(entryRef(w));
     else if (kind === PTE_SWAP) this.slotRef(entryRef(w));
   }
@@ -356,14 +356,14 @@ class Encoder {
     if (pmd.length) {
       this.w(pmd.length >> 1);
       for (let i = 0; i < pmd.length; i += 2) {
-        this.w2(pmd[i], entryBits(pmd[i + 1]) & PMD_KEEP);
+        this.w2(pmd[i], pmdCanonWord(pmd[i + 1]));
         this.folioRef(entryRef(pmd[i + 1]));
       }
     }
     if (huge.length) {
       this.w(huge.length >> 1);
       for (let i = 0; i < huge.length; i += 2) {
-        this.w2(huge[i], entryBits(huge[i + 1]) & HUGE_KEEP);
+        this.w2(huge[i], hugeCanonWord(huge[i + 1]));
         this.folioRef(entryRef(huge[i + 1]));
       }
     }
