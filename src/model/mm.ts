@@ -67,7 +67,7 @@ import {
 } from './pagetable.ts';
 import { emptyMm } from './state.ts';
 import { freeSwapCache, swapPut } from './swap.ts';
-import { EPOCH, type Folio, type Mm, type Proc, type Vma } from './types.ts';
+import { EPOCH, type Folio, type Mm, type PmdLeaf, type Proc, type Vma } from './types.ts';
 
 export const PROT_RW = PROT_READ | PROT_WRITE;
 
@@ -310,9 +310,8 @@ function canChangePteWritable(k: Ctx, v: Vma, w: number): boolean {
  * can_change_pmd_writable() (6.2, c27f479ef542): the same for a PMD-mapped THP, an exclusive
  * anonymous one (the huge zeropage never); with mprotect-upgrade-anon-pmd only.
  */
-function canChangePmdWritable(k: Ctx, v: Vma, pv: number, mm: Mm): boolean {
-  const leaf = mm.pmd.get(pv);
-  if (leaf?.t !== 'thp' || !k.sw['mprotect-upgrade-anon-pmd'] || vmaIsShared(v)) return false;
+function canChangePmdWritable(k: Ctx, v: Vma, leaf: Readonly<PmdLeaf>): boolean {
+  if (leaf.t !== 'thp' || !k.sw['mprotect-upgrade-anon-pmd'] || vmaIsShared(v)) return false;
   if (vmaSoftDirtyEnabled(k, v) && !leaf.softDirty) return false;
   const f = folio(k, leaf.folio);
   return f.kind === 'anon' && f.exclusiveAt(0);
@@ -361,8 +360,10 @@ export function mprotect(k: Ctx, p: Proc, addr: number, len: number, prot: numbe
       if (write !== had) mm.pte.setWord(vpn, write ? w + BIT_WRITE : w - BIT_WRITE);
     }
     if (wantWrite && !hadWrite) {
-      for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end)))
-        if (canChangePmdWritable(k, v, pv, mm)) ownPmd(mm).set(pv, { ...mm.pmd.get(pv), write: true });
+      for (const pv of mm.pmd.keysIn(vpnOf(v.start), vpnOf(v.end))) {
+        const leaf = mm.pmd.get(pv);
+        if (canChangePmdWritable(k, v, leaf)) ownPmd(mm).set(pv, { ...leaf, write: true });
+      }
       // hugetlb_change_protection(): huge_pte_modify() with the new protection, which for a shared
       // mapping includes write (hugetlbfs wants no write notification)
       if (v.hugetlb && vmaIsShared(v))
