@@ -285,7 +285,7 @@ export function vfioMapDma(k: Ctx, p: Proc, addr: number, len: number, write: bo
   // vfio_dma_do_map(): size and vaddr must be whole pages, the size not 0
   if (len <= 0 || len % PAGE_SIZE || addr % PAGE_SIZE) return -EINVAL;
   const flags = FOLL_PIN | FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
-  const nr = Math.ceil(len / PAGE_SIZE);
+  const nr = len / PAGE_SIZE;
   const r = gupAll(k, p, addr, nr, flags, false);
   if (typeof r === 'number') return r;
   const kept: PageRun[] = [];
